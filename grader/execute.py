@@ -1,0 +1,335 @@
+"""Run one notebook in the sandbox and bring back plain results: the grader's side of the boundary.
+
+Time limits and the kernel lifecycle live here and nowhere else. The child enforces a *soft*
+limit per cell (an exception raised in the student's code); this module enforces the *hard*
+one: when a cell or a probe overruns its limit plus a grace period, or the child dies, the
+whole process tree is killed and the notebook is run again without the offending cell (or
+probe), so a hung or crashed submission keeps what it earned elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grader import sandbox, wire
+from grader.errors import SandboxError
+
+GRACE_SECONDS = 3.0
+MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    index: int
+    status: str  # ok | error | timeout | killed | skipped | not_run
+    seconds: float = 0.0
+    error: dict[str, str] | None = None
+    stdout: str = ""
+    figures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeAnswer:
+    ok: bool
+    value: Any = None
+    error: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Execution:
+    cells: tuple[CellOutcome, ...]
+    answers: dict[str, ProbeAnswer]
+    protections: dict[str, str]
+    events: tuple[str, ...]
+    seconds: float
+    attempts: int
+
+    @property
+    def complete(self) -> bool:
+        """Every cell ran to its end (errors count as run; timeouts and kills do not)."""
+        return all(c.status in ("ok", "error") for c in self.cells)
+
+
+@dataclass
+class _Session:
+    cells: dict[int, CellOutcome] = field(default_factory=dict)
+    answers: dict[str, ProbeAnswer] = field(default_factory=dict)
+    protections: dict[str, str] = field(default_factory=dict)
+    killed_cell: int | None = None
+    killed_probe: str | None = None
+    reason: str = ""
+    fatal: str = ""
+
+
+class Worker:
+    """One warm worker process and the cgroups of its slot. Use as a context manager."""
+
+    def __init__(self, *, limits: sandbox.Limits, slot: str | None = None) -> None:
+        self.limits = limits
+        self.slot = slot or f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.cgroups, self.cgroup_report = sandbox.make_cgroups(self.slot, limits)
+        self._home = tempfile.mkdtemp(prefix="grader-worker-")
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = sandbox.scrubbed_environment(self._home)
+        env.pop("HOME")
+        env["HOME"] = self._home
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.worker", str(child.fileno())],
+            pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self._home,
+        )
+        child.close()
+        self._control = parent
+        self._control.settimeout(120)
+        try:
+            ready = self._control.recv(1 << 16)
+        except OSError as exc:
+            ready = b""
+            detail = str(exc)
+        else:
+            detail = ""
+        if not ready:
+            stderr = self._proc.stderr.read().decode(errors="replace")[-2000:] if self._proc.stderr else ""
+            self.close()
+            raise SandboxError(f"the grading worker failed to start: {detail or stderr.strip()}")
+        self._control.settimeout(None)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._control.sendall(b'{"cmd": "exit"}')
+        except OSError:
+            pass
+        self._control.close()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        sandbox.remove_cgroups(self.cgroups)
+        try:
+            os.rmdir(self._home)
+        except OSError:
+            pass
+
+    def _control_call(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
+        import json
+
+        data = json.dumps(message).encode()
+        if fds:
+            socket.send_fds(self._control, [data], fds)
+        else:
+            self._control.sendall(data)
+        reply = self._control.recv(1 << 16)
+        if not reply:
+            raise SandboxError("the grading worker died")
+        result = json.loads(reply)
+        if not isinstance(result, dict):
+            raise SandboxError("the grading worker sent a malformed reply")
+        return result
+
+    # -- public entry point ------------------------------------------------------------------
+
+    def run(self, *, workdir: Path, cells: list[str], probes_source: str,
+            requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution:
+        """Execute ``cells`` in ``workdir``, then ask each probe request; retry around hangs."""
+        started = time.perf_counter()
+        skip: dict[int, CellOutcome] = {}
+        dropped: dict[str, ProbeAnswer] = {}
+        events: list[str] = []
+        session = _Session()
+        attempts = 0
+        for attempts in range(1, MAX_ATTEMPTS + 1):
+            pending = {k: v for k, v in requests.items() if k not in dropped}
+            session = self._session(workdir, cells, set(skip), probes_source, pending)
+            if session.fatal:
+                events.append(session.fatal)
+                break
+            if session.killed_cell is not None:
+                i = session.killed_cell
+                skip[i] = CellOutcome(i, "killed", error={"ename": "Killed", "evalue": session.reason,
+                                                          "traceback": ""})
+                events.append(f"cell {i}: {session.reason}; ran the notebook again without it")
+                continue
+            if session.killed_probe is not None:
+                dropped[session.killed_probe] = ProbeAnswer(False, error={
+                    "kind": "killed", "ename": "Killed", "evalue": session.reason, "traceback": ""})
+                events.append(f"check input {session.killed_probe}: {session.reason}; "
+                              "ran the notebook again without it")
+                continue
+            break
+        outcomes = []
+        for i in range(len(cells)):
+            if i in skip:
+                outcomes.append(skip[i])
+            else:
+                outcomes.append(session.cells.get(i, CellOutcome(i, "not_run")))
+        answers = {**session.answers, **dropped}
+        return Execution(tuple(outcomes), answers, {**self.cgroup_report, **session.protections},
+                         tuple(events), time.perf_counter() - started, attempts)
+
+    # -- one sandboxed process tree ------------------------------------------------------------
+
+    def _session(self, workdir: Path, cells: list[str], skip: set[int], probes_source: str,
+                 requests: dict[str, tuple[str, dict[str, Any]]]) -> _Session:
+        s = _Session()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        spawn = {"cmd": "spawn", "workdir": str(workdir), "cgroups": [str(p) for p in self.cgroups],
+                 "limits": self.limits.__dict__}
+        holder = int(self._control_call(spawn, [theirs.fileno()])["pid"])
+        theirs.close()
+        init_pidfd: int | None = None
+        self._cell_deadline = float("inf")
+        notebook_deadline = time.monotonic() + self.limits.notebook_seconds
+        hard = self.limits.cell_seconds + GRACE_SECONDS
+        try:
+            msg = self._recv(ours, time.monotonic() + 30)
+            if msg is None or msg.get("type") != "spawned":
+                s.fatal = "the sandbox failed to start"
+                return s
+            init_pidfd = _pidfd(int(msg["init_pid"]))
+            msg = self._recv(ours, time.monotonic() + 30)
+            if msg is None or msg.get("type") != "hello":
+                s.fatal = "the sandbox failed to start"
+                return s
+            s.protections = {str(k): str(v) for k, v in dict(msg["protections"]).items()}
+            wire.send(ours, {"type": "run", "cells": cells, "skip": sorted(skip)})
+            current: int | None = None
+            while True:
+                msg = self._recv(ours, min(notebook_deadline, self._cell_deadline))
+                if msg is None:
+                    if current is None:
+                        s.fatal = "the submission's process died before running any cell"
+                    else:
+                        s.killed_cell, s.reason = current, "the process died while running this cell"
+                    return s
+                if msg["type"] == "cell_start":
+                    current = _int(msg.get("index"), len(cells))
+                    self._cell_deadline = time.monotonic() + hard
+                elif msg["type"] == "cell":
+                    index = _int(msg.get("index"), len(cells))
+                    s.cells[index] = CellOutcome(
+                        index, _status(msg.get("status")), float(msg.get("seconds") or 0.0),
+                        _error(msg.get("error")), str(msg.get("stdout") or "")[:200_000],
+                        tuple(str(f) for f in (msg.get("figures") or [])[:8]))
+                    current = None
+                    self._cell_deadline = float("inf")
+                elif msg["type"] == "ready":
+                    break
+                else:
+                    raise wire.WireError(f"unexpected message {msg['type']!r}")
+            nonce = secrets.token_hex(16)
+            wire.send(ours, {"type": "probes", "nonce": nonce, "source": probes_source,
+                             "requests": [{"id": k, "probe": p, "args": {a: wire.encode_value(v) for a, v in args.items()}}
+                                          for k, (p, args) in requests.items()]})
+            for key in requests:
+                msg = self._recv(ours, time.monotonic() + hard)
+                if msg is None:
+                    s.killed_probe, s.reason = key, "the process died while this check was running"
+                    return s
+                if msg.get("type") != "probe" or msg.get("nonce") != nonce or msg.get("id") != key:
+                    raise wire.WireError("an answer did not match the question asked")
+                if msg.get("ok") is True:
+                    s.answers[key] = ProbeAnswer(True, wire.decode_value(msg.get("value")))
+                else:
+                    s.answers[key] = ProbeAnswer(False, error=_error(msg.get("error")))
+            return s
+        except TimeoutError:
+            if current is not None and time.monotonic() < notebook_deadline:
+                s.killed_cell = current
+                s.reason = f"still running {hard:.0f} s after the cell started (limit {self.limits.cell_seconds:g} s); killed"
+            elif current is not None:
+                s.killed_cell = current
+                s.reason = f"the notebook exceeded its {self.limits.notebook_seconds:g} s limit in this cell; killed"
+            else:
+                pending = [k for k in requests if k not in s.answers]
+                if pending and s.cells:
+                    s.killed_probe = pending[0]
+                    s.reason = f"the check did not finish within {hard:.0f} s; killed"
+                else:
+                    s.fatal = "the submission stopped responding; killed"
+            return s
+        except (wire.WireError, ValueError, KeyError, TypeError) as exc:
+            s.fatal = f"the submission corrupted the grader's channel ({exc}); killed"
+            return s
+        finally:
+            self._cell_deadline = float("inf")
+            ours.close()
+            self._kill(init_pidfd, holder)
+
+    _cell_deadline = float("inf")
+
+    def _recv(self, sock: socket.socket, deadline: float) -> dict[str, Any] | None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining if remaining != float("inf") else None)
+        try:
+            return wire.recv(sock)
+        except socket.timeout:
+            raise TimeoutError from None
+        except ConnectionResetError:
+            return None
+
+    def _kill(self, pidfd: int | None, holder: int) -> None:
+        """Kill the sandbox's init (and with it its pid namespace), then reap the holder."""
+        if pidfd is not None:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(pidfd)
+        self._control_call({"cmd": "reap", "pid": holder})
+        # Without a pid namespace, strays are found through the slot's cgroup instead.
+        for _ in range(200):
+            pids = sandbox.cgroup_pids(self.cgroups)
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _int(value: Any, bound: int) -> int:
+    if not isinstance(value, int) or not 0 <= value < bound:
+        raise wire.WireError("cell index out of range")
+    return value
+
+
+def _status(value: Any) -> str:
+    if value not in ("ok", "error", "timeout"):
+        raise wire.WireError("unknown cell status")
+    return str(value)
+
+
+def _error(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise wire.WireError("malformed error")
+    return {str(k): str(v)[:4000] for k, v in value.items()}

@@ -1,0 +1,301 @@
+"""Confinement applied to a submission's process, built from what Linux gives without Docker.
+
+Every mechanism is tried; the ones that are unavailable are reported, never silently skipped.
+A report maps a protection's name to "on" or to "off: <why>", and ends up in each
+submission's log and on the instructor's terminal.
+
+Order matters and is fixed here (see ``docs/security.md``):
+
+1. in the *holder* process (still outside): join the slot's cgroups, then
+   ``unshare(user, pid, net, mount, ipc, uts)`` and map uid/gid 0 inside to the caller's ids
+   outside, so "root" in the sandbox holds capabilities over nothing on the host;
+2. in the namespace's *init* process: private mounts and a fresh ``/proc`` that shows only
+   the sandbox's own processes;
+3. in the *runner* (the process that executes student code): rlimits, ``no_new_privs``,
+   Landlock (file system, TCP, signals and abstract sockets), then a scrubbed environment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import resource
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+Report = dict[str, str]
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission. Times in seconds, sizes in MiB."""
+
+    cell_seconds: float = 60.0
+    notebook_seconds: float = 300.0
+    cpu_seconds: int = 600
+    memory_mb: int = 3072
+    max_processes: int = 64
+    file_mb: int = 64
+    output_kb: int = 64
+
+
+def _errno_message() -> str:
+    err = ctypes.get_errno()
+    return f"{os.strerror(err)} (errno {err})"
+
+
+# -- cgroups (used when the grader may create them, i.e. as root on most machines) ------------
+
+def cgroup_roots() -> dict[str, Path]:
+    """Writable cgroup hierarchies for memory and pids, v2 preferred."""
+    roots: dict[str, Path] = {}
+    unified = [Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")]
+    for base in unified:
+        controllers = base / "cgroup.controllers"
+        if controllers.exists() and os.access(base, os.W_OK):
+            names = controllers.read_text().split()
+            if "memory" in names and "pids" in names:
+                return {"v2": base}
+    for name in ("memory", "pids"):
+        base = Path("/sys/fs/cgroup") / name
+        if (base / "cgroup.procs").exists() and os.access(base, os.W_OK):
+            roots[name] = base
+    return roots
+
+
+def make_cgroups(slot: str, limits: Limits) -> tuple[list[Path], Report]:
+    """Create the cgroups a slot's submissions run in; returns their paths and a report."""
+    roots = cgroup_roots()
+    paths: list[Path] = []
+    try:
+        if "v2" in roots:
+            path = roots["v2"] / f"grader-{slot}"
+            path.mkdir(exist_ok=True)
+            (path / "memory.max").write_text(str(limits.memory_mb * 1024 * 1024))
+            (path / "memory.swap.max").write_text("0") if (path / "memory.swap.max").exists() else None
+            (path / "pids.max").write_text(str(limits.max_processes))
+            paths.append(path)
+        else:
+            if "memory" in roots:
+                path = roots["memory"] / f"grader-{slot}"
+                path.mkdir(exist_ok=True)
+                (path / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 1024 * 1024))
+                paths.append(path)
+            if "pids" in roots:
+                path = roots["pids"] / f"grader-{slot}"
+                path.mkdir(exist_ok=True)
+                (path / "pids.max").write_text(str(limits.max_processes))
+                paths.append(path)
+    except OSError as exc:
+        return paths, {"cgroups": f"off: {exc}"}
+    if not paths:
+        return [], {"cgroups": "off: no writable memory/pids cgroup hierarchy (not root?)"}
+    return paths, {"cgroups": "on: " + ", ".join(str(p) for p in paths)}
+
+
+def cgroup_pids(paths: Iterable[Path]) -> set[int]:
+    pids: set[int] = set()
+    for path in paths:
+        try:
+            pids.update(int(line) for line in (path / "cgroup.procs").read_text().split())
+        except (OSError, ValueError):
+            pass
+    return pids
+
+
+def remove_cgroups(paths: Iterable[Path]) -> None:
+    for path in paths:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
+# -- namespaces ----------------------------------------------------------------------------------
+
+def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Report:
+    """In the holder: unshare everything; the next child becomes the namespace's init."""
+    flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    if _libc.unshare(flags) != 0:
+        why = _errno_message()
+        off = f"off: unshare failed: {why}"
+        return {"user namespace": off, "pid namespace": off, "network namespace": off,
+                "mount namespace": off}
+    try:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"0 {outer_uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {outer_gid} 1")
+    except OSError as exc:
+        return {"user namespace": f"off: id mapping failed: {exc}", "pid namespace": "on",
+                "network namespace": "on", "mount namespace": "on"}
+    return {"user namespace": "on", "pid namespace": "on", "network namespace": "on",
+            "mount namespace": "on"}
+
+
+def finish_namespaces(report: Report) -> Report:
+    """In the namespace's init: private mounts and a /proc of our own."""
+    if not report.get("mount namespace", "").startswith("on"):
+        report["private /proc"] = "off: no mount namespace"
+        return report
+    if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        report["private /proc"] = f"off: {_errno_message()}"
+        return report
+    if _libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
+        report["private /proc"] = f"off: mounting proc failed: {_errno_message()}"
+    else:
+        report["private /proc"] = "on"
+    return report
+
+
+def die_with_parent() -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+
+
+# -- rlimits -----------------------------------------------------------------------------------
+
+def _vm_size_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def apply_rlimits(limits: Limits, report: Report) -> Report:
+    """Per-process caps. The address-space cap sits on top of what the warm parent already maps."""
+    mib = 1024 * 1024
+    settings = {
+        "memory (RLIMIT_AS)": (resource.RLIMIT_AS, _vm_size_bytes() + limits.memory_mb * mib),
+        "cpu time (RLIMIT_CPU)": (resource.RLIMIT_CPU, limits.cpu_seconds),
+        "processes (RLIMIT_NPROC)": (resource.RLIMIT_NPROC, limits.max_processes),
+        "file size (RLIMIT_FSIZE)": (resource.RLIMIT_FSIZE, limits.file_mb * mib),
+        "open files (RLIMIT_NOFILE)": (resource.RLIMIT_NOFILE, 256),
+        "core dumps (RLIMIT_CORE)": (resource.RLIMIT_CORE, 0),
+    }
+    for name, (which, value) in settings.items():
+        try:
+            resource.setrlimit(which, (value, value))
+            report[name] = "on"
+        except (ValueError, OSError) as exc:
+            report[name] = f"off: {exc}"
+    if os.getuid() == 0 and report.get("user namespace") != "on":
+        report["processes (RLIMIT_NPROC)"] = "off: not enforced for root"
+    return report
+
+
+# -- Landlock --------------------------------------------------------------------------------
+
+_SYS_CREATE, _SYS_ADD, _SYS_RESTRICT = 444, 445, 446
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1, 2, 4, 8
+_FS_ALL_V1 = (1 << 13) - 1
+_FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_NET_ALL = 1 | 2
+_SCOPE_ALL = 1 | 2
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_abi() -> int:
+    _libc.syscall.restype = ctypes.c_long
+    abi = int(_libc.syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))
+    return max(abi, 0)
+
+
+def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Report) -> Report:
+    """Allow reading only ``read`` and writing only ``write``; deny TCP and outside signals."""
+    abi = landlock_abi()
+    if abi < 1:
+        report["landlock"] = "off: not supported by this kernel"
+        return report
+    fs = _FS_ALL_V1 | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+    fs |= _FS_IOCTL_DEV if abi >= 5 else 0
+    attr = _RulesetAttr(fs, _NET_ALL if abi >= 4 else 0, _SCOPE_ALL if abi >= 6 else 0)
+    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else (16 if abi >= 4 else 8)
+    ruleset = int(_libc.syscall(_SYS_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), 0))
+    if ruleset < 0:
+        report["landlock"] = f"off: create_ruleset failed: {_errno_message()}"
+        return report
+    file_rights = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
+    read_rights = _FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR
+    try:
+        for paths, rights in ((read, read_rights), (write, fs)):
+            for path in paths:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                allowed = rights if os.path.isdir(path) else rights & file_rights
+                rule = _PathBeneath(allowed, fd)
+                if _libc.syscall(_SYS_ADD, ruleset, 1, ctypes.byref(rule), 0) != 0:
+                    report["landlock"] = f"off: add_rule({path}) failed: {_errno_message()}"
+                    os.close(fd)
+                    return report
+                os.close(fd)
+        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        if _libc.syscall(_SYS_RESTRICT, ruleset, 0) != 0:
+            report["landlock"] = f"off: restrict_self failed: {_errno_message()}"
+            return report
+    finally:
+        os.close(ruleset)
+    report["landlock"] = f"on (ABI {abi})"
+    report["network (landlock TCP)"] = "on" if abi >= 4 else "off: Landlock ABI < 4"
+    report["signals outside sandbox (landlock scope)"] = "on" if abi >= 6 else "off: Landlock ABI < 6"
+    return report
+
+
+def runtime_read_paths() -> list[str]:
+    """What the Python runtime needs to read: interpreter, venv, system libraries.
+
+    The project folder itself is deliberately absent: the virtualenv is allowed by its own path,
+    so ``reference/``, ``assignments/`` and the grades folder beside it stay unreadable.
+    """
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             "/usr", "/lib", "/lib64", "/bin", "/proc", "/sys/devices/system/cpu",
+             "/dev/urandom", "/dev/random", "/dev/zero", "/dev/null",
+             "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group",
+             "/etc/nsswitch.conf", "/etc/fonts", "/etc/ssl", "/etc/matplotlibrc"}
+    return sorted(p for p in paths if p and os.path.exists(p))
+
+
+def scrubbed_environment(home: str) -> dict[str, str]:
+    """The only variables a submission sees: no tokens, no paths into the grader's world."""
+    return {
+        "PATH": os.pathsep.join(p for p in (os.path.join(sys.prefix, "bin"), "/usr/local/bin",
+                                            "/usr/bin", "/bin")),
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": os.path.join(home, ".matplotlib"),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def protections_off(report: Report) -> list[str]:
+    return sorted(name for name, state in report.items() if state.startswith("off"))

@@ -1,0 +1,352 @@
+"""The warm worker ("zygote") and the sandboxed processes it forks.
+
+The grader starts ``python -m grader.worker FD`` with a scrubbed environment. The worker imports
+torch, numpy, matplotlib and IPython once, then waits for ``spawn`` requests on its control
+socket. It never receives a reference solution, an expected value or a notebook's content: only
+the path of a staged temporary folder and, as an attached file descriptor, the socket the
+submission will talk to the grader on. Per request it forks a process tree::
+
+    worker ── holder (outside; waits, reports the exit status)
+                └── init (pid 1 of fresh user/pid/net/mount namespaces; reaps)
+                      └── runner (rlimits, Landlock; runs the cells, answers probes)
+
+When init dies the kernel kills everything left in its pid namespace, so daemons, double forks
+and new sessions die with it. The grader kills init by its global pid to end a submission.
+
+Messages from the runner to the grader (all via ``wire``):
+``hello`` (protections), ``cell`` (one per executed cell: index, status, seconds, error,
+stdout, figures), ``ready`` (all cells ran), ``probe`` (one answer per request, carrying the
+request's nonce), ``done``. From the grader: ``run`` (cells to skip) and ``probes``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+import types
+from typing import Any
+
+from grader import sandbox, wire
+
+_PRELOADED: dict[str, Any] = {}
+
+
+def preload() -> None:
+    """Import the heavy libraries once, before any fork, so each submission starts warm."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy
+    import torch
+    import torch.nn
+    import torch.nn.functional  # noqa: F401
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    import grader.probelib  # noqa: F401  (probes import it after Landlock is on)
+
+    torch.set_num_threads(1)
+    config = Config()
+    config.HistoryManager.enabled = False
+    _PRELOADED["shell_class"] = InteractiveShell
+    _PRELOADED["config"] = config
+    _PRELOADED["plt"] = plt
+    _PRELOADED["numpy"] = numpy
+    # Warm the first-use paths (figure creation, PNG encoding) so no child pays for them.
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [0, 1], label="warm")
+    ax.set_title("warm")
+    ax.legend()
+    fig.savefig(io.BytesIO(), format="png", dpi=20)
+    plt.close("all")
+
+
+# -- the worker loop ------------------------------------------------------------------------------
+
+def serve(control: socket.socket) -> None:
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, 4)
+        except OSError:
+            return
+        if not msg:
+            return
+        request = _decode_control(msg)
+        if request["cmd"] == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                _holder(socket.socket(fileno=fds[0]), request)
+            for fd in fds:
+                os.close(fd)
+            control.sendall(_encode_control({"pid": pid}))
+        elif request["cmd"] == "reap":
+            _, status = os.waitpid(int(request["pid"]), 0)
+            control.sendall(_encode_control({"status": status}))
+        elif request["cmd"] == "exit":
+            return
+
+
+def _encode_control(message: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(message).encode()
+
+
+def _decode_control(raw: bytes) -> dict[str, Any]:
+    import json
+
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("bad control message")
+    return data
+
+
+# -- the forked tree -----------------------------------------------------------------------------
+
+def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
+    """Outside the namespaces: join cgroups, unshare, fork init, report its global pid."""
+    code = 70
+    try:
+        os.setsid()
+        for path in request.get("cgroups", []):
+            try:
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                pass
+        report = sandbox.enter_namespaces(outer_uid=os.getuid(), outer_gid=os.getgid())
+        go_r, go_w = os.pipe()
+        init = os.fork()
+        if init == 0:
+            os.close(go_w)
+            os.read(go_r, 1)
+            os.close(go_r)
+            _init(sock, request, report)
+        os.close(go_r)
+        wire.send(sock, {"type": "spawned", "init_pid": init})
+        sock.close()
+        os.write(go_w, b"g")
+        os.close(go_w)
+        _, status = os.waitpid(init, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code
+    finally:
+        os._exit(code)
+
+
+def _init(sock: socket.socket, request: dict[str, Any], report: sandbox.Report) -> None:
+    """pid 1 of the sandbox: mount /proc, fork the runner, reap until it is gone."""
+    code = 70
+    try:
+        sandbox.die_with_parent()
+        report = sandbox.finish_namespaces(report)
+        runner = os.fork()
+        if runner == 0:
+            _runner(sock, request, report)
+        sock.close()
+        while True:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            if pid == runner:
+                code = os.waitstatus_to_exitcode(status)
+                code = 128 - code if code < 0 else code
+                break
+    finally:
+        os._exit(code)
+
+
+class _CellTimeout(BaseException):
+    """Raised inside student code when its cell's soft time limit passes."""
+
+
+class _CappedText(io.TextIOBase):
+    """stdout/stderr replacement that keeps the first ``cap`` characters and counts the rest."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        s = str(s)
+        room = self.cap - self.kept
+        if room > 0:
+            self.parts.append(s[:room])
+            self.kept += min(room, len(s))
+        self.dropped += max(0, len(s) - max(room, 0))
+        return len(s)
+
+    def take(self) -> str:
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n[... {self.dropped} more characters of output not kept]"
+        self.parts, self.kept, self.dropped = [], 0, 0
+        return text
+
+
+def _runner(sock: socket.socket, request: dict[str, Any], report: sandbox.Report) -> None:
+    code = 0
+    try:
+        code = _run_session(sock, request, report)
+    except BaseException:  # the channel broke or the student broke the runtime: just die
+        code = 71
+    finally:
+        os._exit(code)
+
+
+def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.Report) -> int:
+    workdir = request["workdir"]
+    limits = sandbox.Limits(**request["limits"])
+    os.chdir(workdir)
+    os.environ.clear()
+    os.environ.update(sandbox.scrubbed_environment(workdir))
+    for stream_fd in (0, 1, 2):
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, stream_fd)
+        os.close(null)
+    report = sandbox.apply_rlimits(limits, report)
+    report = sandbox.apply_landlock(read=sandbox.runtime_read_paths() + [workdir],
+                                    write=[workdir, "/dev/null"], report=report)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    wire.send(sock, {"type": "hello", "protections": report})
+
+    order = wire.recv(sock)
+    if order is None or order.get("type") != "run":
+        return 72
+    cells: list[str] = list(order["cells"])
+    skip = set(order.get("skip", []))
+    out = _CappedText(limits.output_kb * 1024)
+    shell = _new_shell(out)
+
+    def on_alarm(_sig: int, _frame: Any) -> None:
+        raise _CellTimeout()
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    notebook_end = time.monotonic() + limits.notebook_seconds
+    for index, source in enumerate(cells):
+        if index in skip:
+            continue
+        wire.send(sock, {"type": "cell_start", "index": index})
+        started = time.perf_counter()
+        status, error = "ok", None
+        budget = min(limits.cell_seconds, notebook_end - time.monotonic())
+        if budget <= 0:
+            wire.send(sock, {"type": "cell", "index": index, "status": "timeout", "seconds": 0.0,
+                             "error": {"ename": "TimeoutError", "evalue": "the notebook's time "
+                                       "limit was reached before this cell", "traceback": ""},
+                             "stdout": "", "figures": []})
+            continue
+        sys.stdout = sys.stderr = out
+        try:
+            signal.setitimer(signal.ITIMER_REAL, budget)
+            result = shell.run_cell(source, store_history=False, silent=False)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            exc = result.error_in_exec or result.error_before_exec
+            if exc is not None:
+                status = "timeout" if isinstance(exc, _CellTimeout) else "error"
+                error = _describe(exc, shell)
+        except _CellTimeout as exc:
+            status, error = "timeout", _describe(exc, shell)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        wire.send(sock, {"type": "cell", "index": index, "status": status,
+                         "seconds": time.perf_counter() - started, "error": error,
+                         "stdout": out.take(), "figures": _take_figures()})
+    wire.send(sock, {"type": "ready"})
+
+    probes = wire.recv(sock)
+    if probes is None or probes.get("type") != "probes":
+        return 0
+    module = types.ModuleType("probes")
+    exec(compile(probes["source"], "<probes>", "exec"), module.__dict__)
+    nonce = probes["nonce"]
+    for item in probes["requests"]:
+        wire.send(sock, _answer(module, shell.user_ns, item, nonce, limits, out))
+    wire.send(sock, {"type": "done", "nonce": nonce})
+    return 0
+
+
+def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], nonce: str,
+            limits: sandbox.Limits, out: _CappedText) -> dict[str, Any]:
+    from grader import probelib
+
+    reply: dict[str, Any] = {"type": "probe", "id": item["id"], "nonce": nonce}
+    sys.stdout = sys.stderr = out
+    try:
+        signal.setitimer(signal.ITIMER_REAL, limits.cell_seconds)
+        args = {k: wire.decode_value(v) for k, v in item["args"].items()}
+        value = getattr(module, item["probe"])(ns, **args)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        reply.update(ok=True, value=wire.encode_value(value))
+    except BaseException as exc:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        reply.update(ok=False, error=probelib.describe_failure(exc))
+        if isinstance(exc, _CellTimeout):
+            reply["error"]["kind"] = "timeout"
+    finally:
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        out.take()
+    return reply
+
+
+def _new_shell(out: _CappedText) -> Any:
+    shell_class = _PRELOADED["shell_class"]
+    shell = shell_class(config=_PRELOADED["config"])
+    # Keep our Agg backend: %matplotlib inline would route figures to a display we don't have.
+    shell.register_magic_function(lambda line="": None, "line", "matplotlib")
+    shell.showtraceback = lambda *a, **k: None  # errors are reported structurally, not printed
+    return shell
+
+
+def _describe(exc: BaseException, shell: Any) -> dict[str, str]:
+    from grader import probelib
+
+    if isinstance(exc, _CellTimeout):
+        return {"ename": "TimeoutError", "evalue": "cell exceeded its time limit", "traceback": ""}
+    info = probelib.describe_failure(exc)
+    # Drop IPython's frames too: the student wants to see their own code.
+    info["traceback"] = "".join(line for line in info["traceback"].splitlines(keepends=True)
+                                if "IPython/core" not in line)
+    return info
+
+
+def _take_figures() -> list[str]:
+    plt = _PRELOADED["plt"]
+    images = []
+    for num in plt.get_fignums()[:8]:
+        buf = io.BytesIO()
+        try:
+            plt.figure(num).savefig(buf, format="png", dpi=72)
+            images.append(base64.b64encode(buf.getvalue()).decode())
+        except Exception:
+            pass
+    plt.close("all")
+    return images
+
+
+def main() -> None:
+    fd = int(sys.argv[1])
+    control = socket.socket(fileno=fd)
+    preload()
+    control.sendall(b'{"ready": true}')
+    serve(control)
+
+
+if __name__ == "__main__":
+    main()
