@@ -145,10 +145,14 @@ class Worker:
 
     # -- public entry point ------------------------------------------------------------------
 
-    def run(self, *, workdir: Path, cells: list[str], probes_source: str,
+    def run(self, *, workdir: Path, cells: list[str | None], probes_source: str,
             requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution:
-        """Execute ``cells`` in ``workdir``, then ask each probe request; retry around hangs."""
+        """Execute the code ``cells`` (None marks a markdown cell) in ``workdir``, then ask each
+        probe request; around a hang or a crash, run again without the culprit."""
         started = time.perf_counter()
+        code_cells = [i for i, c in enumerate(cells) if c is not None]
+        sources = [c or "" for c in cells]
+        not_code = {i for i, c in enumerate(cells) if c is None}
         skip: dict[int, CellOutcome] = {}
         dropped: dict[str, ProbeAnswer] = {}
         events: list[str] = []
@@ -156,7 +160,7 @@ class Worker:
         attempts = 0
         for attempts in range(1, MAX_ATTEMPTS + 1):
             pending = {k: v for k, v in requests.items() if k not in dropped}
-            session = self._session(workdir, cells, set(skip), probes_source, pending)
+            session = self._session(workdir, sources, set(skip) | not_code, probes_source, pending)
             if session.fatal:
                 events.append(session.fatal)
                 break
@@ -174,7 +178,7 @@ class Worker:
                 continue
             break
         outcomes = []
-        for i in range(len(cells)):
+        for i in code_cells:
             if i in skip:
                 outcomes.append(skip[i])
             else:
@@ -237,6 +241,7 @@ class Worker:
             wire.send(ours, {"type": "probes", "nonce": nonce, "source": probes_source,
                              "requests": [{"id": k, "probe": p, "args": {a: wire.encode_value(v) for a, v in args.items()}}
                                           for k, (p, args) in requests.items()]})
+            hard = self.limits.probe_seconds + GRACE_SECONDS
             for key in requests:
                 msg = self._recv(ours, time.monotonic() + hard)
                 if msg is None:

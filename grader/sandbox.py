@@ -49,6 +49,7 @@ class Limits:
 
     cell_seconds: float = 60.0
     notebook_seconds: float = 300.0
+    probe_seconds: float = 10.0
     cpu_seconds: int = 600
     memory_mb: int = 3072
     max_processes: int = 64

@@ -67,6 +67,12 @@ def preload() -> None:
     ax.legend()
     fig.savefig(io.BytesIO(), format="png", dpi=20)
     plt.close("all")
+    # Move everything imported so far out of the collector's reach: a child's first full
+    # collection would otherwise walk (and copy-on-write) every object torch created.
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 # -- the worker loop ------------------------------------------------------------------------------
@@ -289,7 +295,7 @@ def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], 
     reply: dict[str, Any] = {"type": "probe", "id": item["id"], "nonce": nonce}
     sys.stdout = sys.stderr = out
     try:
-        signal.setitimer(signal.ITIMER_REAL, limits.cell_seconds)
+        signal.setitimer(signal.ITIMER_REAL, limits.probe_seconds)
         args = {k: wire.decode_value(v) for k, v in item["args"].items()}
         value = getattr(module, item["probe"])(ns, **args)
         signal.setitimer(signal.ITIMER_REAL, 0)

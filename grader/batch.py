@@ -1,0 +1,331 @@
+"""Grade a folder of submissions: discover, stage, execute in parallel, grade, write, summarise.
+
+``grade_folder`` is the library entry point behind ``grader run``. It computes the expected
+values first (the reference notebook through the very same sandbox and probes), then hands
+each submission to one of ``jobs`` warm workers. A submission whose notebook, assignment,
+reference and grader version are unchanged reuses its existing log unless ``force`` is set, so
+running again after an interruption resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import shutil
+import stat
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import nbformat
+
+from grader import __version__, report, sandbox, wire
+from grader.errors import InputError, SpecError
+from grader.execute import Execution, Worker
+from grader.grade import grade
+from grader.spec import Assignment
+
+MAX_STAGED_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A parsed notebook: the source of each cell, None for cells that are not code."""
+
+    cells: tuple[str | None, ...]
+    sha256: str
+
+
+def read_notebook(path: Path) -> Notebook:
+    """Parse with nbformat; raise InputError naming the file when it is not a notebook."""
+    raw = path.read_bytes()
+    try:
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+    except Exception as exc:  # nbformat raises several unrelated types for bad input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a valid notebook ({first})") from None
+    cells = tuple(c.source if c.cell_type == "code" else None for c in nb.cells)
+    return Notebook(cells, hashlib.sha256(raw).hexdigest())
+
+
+def stage(source_dir: Path, *, extra: Callable[[Path], None] | None = None) -> Path:
+    """A private copy of a submission's regular files; links and special files are left out."""
+    workdir = Path(tempfile.mkdtemp(prefix="grader-sub-"))
+    total = 0
+    for root, dirs, files in os.walk(source_dir, followlinks=False):
+        rel = Path(root).relative_to(source_dir)
+        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+        for name in files:
+            src = Path(root) / name
+            st = os.lstat(src)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            total += st.st_size
+            if total > MAX_STAGED_BYTES:
+                continue
+            (workdir / rel).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, workdir / rel / name, follow_symlinks=False)
+    if extra is not None:
+        extra(workdir)
+    return workdir
+
+
+def limits_for(assignment: Assignment) -> sandbox.Limits:
+    return sandbox.Limits(cell_seconds=assignment.cell_seconds,
+                          notebook_seconds=assignment.notebook_seconds,
+                          probe_seconds=assignment.probe_seconds,
+                          memory_mb=assignment.memory_mb)
+
+
+def requests_for(assignment: Assignment, extra_args: dict[str, dict[str, Any]] | None = None
+                 ) -> dict[str, tuple[str, dict[str, Any]]]:
+    requests: dict[str, tuple[str, dict[str, Any]]] = {}
+    for check in assignment.checks:
+        args = {**check.args, **(extra_args or {}).get(check.request_key, {})}
+        requests[check.request_key] = (check.probe, args)
+    return requests
+
+
+# -- expected values -----------------------------------------------------------------------------
+
+def expected_values(*, assignment: Assignment, reference: Path, worker: Worker,
+                    cache_dir: Path | None, stage_extra: Callable[[Path], None] | None = None,
+                    extra_args: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run the reference through the checks; every check must pass there, or the spec is wrong."""
+    if not reference.is_file():
+        raise InputError(f"{reference}: reference notebook not found")
+    nb = read_notebook(reference)
+    key = hashlib.sha256(json.dumps([nb.sha256, assignment.fingerprint(), report.versions()],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    cache = cache_dir / f"{assignment.name}-{key}.json" if cache_dir else None
+    if cache is not None and cache.is_file():
+        return {k: wire.decode_value(v) for k, v in json.loads(cache.read_text()).items()}
+    workdir = _stage_single(reference, stage_extra)
+    try:
+        execution = worker.run(workdir=workdir, cells=list(nb.cells),
+                               probes_source=assignment.probes_source,
+                               requests=requests_for(assignment, extra_args))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    broken = [c for c in execution.cells if c.status != "ok"]
+    if broken:
+        c = broken[0]
+        raise SpecError(f"{reference}: cell {c.index + 1} of the reference did not run cleanly "
+                        f"({c.status}: {(c.error or {}).get('evalue', '')})")
+    values: dict[str, Any] = {}
+    for check in assignment.checks:
+        answer = execution.answers.get(check.request_key)
+        if answer is None or not answer.ok:
+            why = (answer.error or {}).get("evalue", "no answer") if answer else "no answer"
+            raise SpecError(f"{reference}: the reference fails check {check.name!r} ({why})")
+        values[check.request_key] = answer.value
+    if cache is not None:
+        report.atomic_write(cache, json.dumps({k: wire.encode_value(v) for k, v in values.items()}).encode())
+    return values
+
+
+def _stage_single(notebook: Path, extra: Callable[[Path], None] | None) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix="grader-ref-"))
+    shutil.copyfile(notebook, workdir / notebook.name)
+    if extra is not None:
+        extra(workdir)
+    return workdir
+
+
+# -- one submission -----------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    """What every submission of one run shares. Holds expected values: grader side only."""
+
+    assignment: Assignment
+    expected: dict[str, Any]
+    out_dir: Path
+    fingerprint: str
+    truth: dict[str, Any] = field(default_factory=dict)
+    extra_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stage_extra: Callable[[Path], None] | None = None
+    force: bool = False
+
+
+def grade_one(ctx: Context, student_dir: Path, worker: Worker, *, write: bool = True,
+              notebook_path: Path | None = None) -> dict[str, Any]:
+    """Grade one student's folder; ``write=False`` (self-check) leaves the disk untouched."""
+    a = ctx.assignment
+    student = student_dir.name
+    path = notebook_path or student_dir / a.notebook
+    started = time.perf_counter()
+    errors: list[dict[str, Any]] = []
+    execution: Execution | None = None
+    sha: str | None = None
+    unavailable = ""
+    cache_key = ""
+    if not path.is_file():
+        found = sorted(p.name for p in student_dir.glob("*.ipynb"))
+        unavailable = (f"no {a.notebook} in {student_dir}/" +
+                       (f" (found: {', '.join(found)})" if found else " (the folder has no notebook)"))
+        errors.append({"kind": "missing_notebook", "message": unavailable})
+    else:
+        try:
+            nb = read_notebook(path)
+        except InputError as exc:
+            unavailable = str(exc)
+            errors.append({"kind": "invalid_notebook", "message": unavailable})
+        else:
+            sha = nb.sha256
+            cache_key = hashlib.sha256(f"{sha}:{ctx.fingerprint}".encode()).hexdigest()[:24]
+            previous = report.read_log(ctx.out_dir / student / report.LOG_NAME) if write else None
+            if previous and previous.get("cache_key") == cache_key and not ctx.force:
+                previous["_reused"] = True
+                return previous
+            workdir = stage(student_dir, extra=ctx.stage_extra)
+            try:
+                execution = worker.run(workdir=workdir, cells=list(nb.cells),
+                                       probes_source=a.probes_source,
+                                       requests=requests_for(a, ctx.extra_args))
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            errors.extend(_execution_errors(execution))
+    checks = grade(assignment=a, execution=execution, expected=ctx.expected, truth=ctx.truth,
+                   unavailable=unavailable)
+    log = report.SubmissionLog(
+        assignment=a.name, student=student, notebook=a.notebook, notebook_sha256=sha,
+        checks=checks, errors=errors,
+        cells=_cells(execution, ctx.out_dir / student if write else None) if execution else [],
+        timings={"total_seconds": time.perf_counter() - started,
+                 "execute_seconds": execution.seconds if execution else 0.0},
+        protections=execution.protections if execution else {}, cache_key=cache_key)
+    if write:
+        report.write_log(ctx.out_dir, log)
+    return log.as_dict()
+
+
+def _execution_errors(execution: Execution) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = []
+    for cell in execution.cells:
+        if cell.status in ("error", "timeout", "killed") and cell.error:
+            verb = {"error": f"raised {cell.error.get('ename', '')}", "timeout": "timed out",
+                    "killed": "was killed"}[cell.status]
+            errors.append({"kind": f"cell_{cell.status}", "cell": cell.index + 1,
+                           "message": f"cell {cell.index + 1} {verb}: {cell.error.get('evalue', '')}"})
+    errors.extend({"kind": "sandbox", "message": e} for e in execution.events)
+    return errors
+
+
+def _cells(execution: Execution, student_out: Path | None) -> list[dict[str, Any]]:
+    """Cell outcomes for the log; figures are written as PNG files beside it (checked PNGs)."""
+    import base64
+
+    if student_out is not None:
+        shutil.rmtree(student_out / "figures", ignore_errors=True)
+    cells = []
+    for cell in execution.cells:
+        figures = []
+        for k, data in enumerate(cell.figures, start=1):
+            try:
+                png = base64.b64decode(data, validate=True)
+            except ValueError:
+                continue
+            if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+                continue
+            name = f"figures/cell-{cell.index + 1:02d}-{k}.png"
+            if student_out is not None:
+                report.atomic_write(student_out / name, png)
+            figures.append(name)
+        cells.append({"cell": cell.index + 1, "status": cell.status,
+                      "seconds": round(cell.seconds, 4), "figures": figures,
+                      "stdout": cell.stdout[-4000:]})
+    return cells
+
+
+# -- the batch --------------------------------------------------------------------------------
+
+def student_dirs(submissions: Path) -> list[Path]:
+    if not submissions.is_dir():
+        raise InputError(f"{submissions}: no such folder")
+    dirs = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return dirs
+
+
+def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.Limits,
+                 on_done: Callable[[dict[str, Any]], None],
+                 first_worker: Worker | None = None) -> list[dict[str, Any]]:
+    """Grade ``dirs`` with ``jobs`` warm workers; workers start lazily, only when needed.
+
+    ``first_worker`` (already warm, owned by the caller) serves the first thread.
+    """
+    todo: queue.Queue[Path] = queue.Queue()
+    spare: list[Worker] = [first_worker] if first_worker is not None else []
+    for d in dirs:
+        todo.put(d)
+    results: list[dict[str, Any]] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def loop() -> None:
+        worker: Worker | None = None
+        owned = False
+        with lock:
+            if spare:
+                worker = spare.pop()
+        try:
+            while True:
+                try:
+                    d = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if worker is None and _needs_worker(ctx, d):
+                    worker, owned = Worker(limits=limits), True
+                result = grade_one(ctx, d, worker) if worker else grade_one(ctx, d, _NoWorker())  # type: ignore[arg-type]
+                with lock:
+                    results.append(result)
+                    on_done(result)
+        except BaseException as exc:  # surfaced in the caller's thread
+            failures.append(exc)
+        finally:
+            if worker is not None and owned:
+                worker.close()
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(jobs, len(dirs))))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    return results
+
+
+def _needs_worker(ctx: Context, student_dir: Path) -> bool:
+    """False when the log can be reused or there is nothing to execute."""
+    path = student_dir / ctx.assignment.notebook
+    if not path.is_file():
+        return False
+    previous = report.read_log(ctx.out_dir / student_dir.name / report.LOG_NAME)
+    if previous is None or ctx.force:
+        return True
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{sha}:{ctx.fingerprint}".encode()).hexdigest()[:24]
+    return previous.get("cache_key") != key
+
+
+class _NoWorker:
+    def run(self, **_: Any) -> Execution:
+        raise RuntimeError("no worker was started for a submission that needs one")
+
+
+def iter_logs(out_dir: Path) -> Iterator[dict[str, Any]]:
+    for path in sorted(out_dir.glob(f"*/{report.LOG_NAME}")):
+        data = report.read_log(path)
+        if data is not None:
+            yield data
+
+
+def run_fingerprint(assignment: Assignment, reference_sha: str, data_fingerprint: str = "") -> str:
+    return hashlib.sha256(json.dumps([assignment.fingerprint(), reference_sha, __version__,
+                                      data_fingerprint], sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,199 @@
+"""``grader``: a thin command-line layer over the library (click + rich).
+
+Exit status: 0 whenever grading ran, whatever the scores; otherwise the ``exit_code`` of the
+``GraderError`` that stopped it (see ``grader.errors``), with one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from grader import batch, spec
+from grader.errors import GraderError, InputError
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def find_root(explicit: Path | None) -> Path | None:
+    """The project folder holding ``assignments/``: --root, $GRADER_ROOT, cwd upwards, package."""
+    candidates = []
+    if explicit is not None:
+        if not (explicit / "assignments").is_dir():
+            raise InputError(f"--root {explicit}: no assignments/ folder there")
+        return explicit
+    if os.environ.get("GRADER_ROOT"):
+        candidates.append(Path(os.environ["GRADER_ROOT"]))
+    here = Path.cwd()
+    candidates += [here, *here.parents, Path(__file__).resolve().parent.parent]
+    for c in candidates:
+        if (c / "assignments").is_dir():
+            return c
+    return None
+
+
+def _need_root(explicit: Path | None) -> Path:
+    root = find_root(explicit)
+    if root is None:
+        raise InputError("no assignments/ folder found (use --root or run inside the project)")
+    return root
+
+
+def _choose_assignment(root: Path, dirs: list[Path], name: str | None) -> spec.Assignment:
+    if name:
+        return spec.find(root, name)
+    candidates = spec.load_all(root)
+    present = [a for a in candidates if any((d / a.notebook).is_file() for d in dirs)]
+    if len(present) == 1:
+        return present[0]
+    if not present:
+        wanted = ", ".join(a.notebook for a in candidates)
+        raise InputError(f"no student folder holds a known notebook ({wanted}); "
+                         "choose the assignment with --assignment")
+    names = ", ".join(a.name for a in present)
+    raise InputError(f"the submissions hold notebooks of several assignments ({names}); "
+                     "choose one with --assignment")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GraderError as exc:
+            console.print(f"grader: error: {exc}", markup=False)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="grader")
+def main() -> None:
+    """Grade deep-learning homework notebooks in a sandbox.
+
+    Example: grader run submissions/
+    """
+
+
+@main.command()
+@click.argument("submissions", type=click.Path(path_type=Path))
+@click.option("--assignment", "-a", help="Assignment name (default: the one whose notebook the submissions hold).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Where logs go (default: grades/ beside SUBMISSIONS).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default=True, help="Submissions graded at once.")
+@click.option("--force", is_flag=True, help="Regrade even where an up-to-date log exists.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
+@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
+def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int, force: bool,
+        data_dir: Path | None, root: Path | None) -> None:
+    """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
+
+    Writes <out>/<student>/submission_log.json and <out>/summary.csv.
+
+    Example: grader run submissions/ --out grades/ -j 2
+    """
+    from grader.session import GradingSession
+
+    started = time.perf_counter()
+    project = _need_root(root)
+    dirs = batch.student_dirs(submissions)
+    if not dirs:
+        raise InputError(f"{submissions}: no student folders (expected {submissions}/<student>/<notebook>.ipynb)")
+    a = _choose_assignment(project, dirs, assignment)
+    out_dir = out_dir or submissions.resolve().parent / "grades"
+    with GradingSession(root=project, assignment=a, out_dir=out_dir, force=force,
+                        data_dir=data_dir, console=console) as session:
+        previous = {d.name: batch.report.read_log(out_dir / d.name / batch.report.LOG_NAME) for d in dirs}
+        with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+                      transient=False) as progress:
+            task = progress.add_task("grading", total=len(dirs), rate="")
+            t0 = time.perf_counter()
+
+            def done(_result: dict[str, Any]) -> None:
+                progress.advance(task)
+                n = progress.tasks[0].completed
+                progress.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f}/s")
+
+            results = session.grade(dirs, jobs=jobs, on_done=done)
+    _summary(results, previous, time.perf_counter() - started, out_dir)
+
+
+def _summary(results: list[dict[str, Any]], previous: dict[str, dict[str, Any] | None],
+             seconds: float, out_dir: Path) -> None:
+    table = Table(title="grading summary", show_header=True)
+    for col in ("graded", "full marks", "with errors", "reused", "time"):
+        table.add_column(col)
+    full = sum(1 for r in results if r["score"] == r["max_score"] and r["max_score"] > 0)
+    errs = sum(1 for r in results if r.get("errors"))
+    reused = sum(1 for r in results if r.get("_reused"))
+    table.add_row(str(len(results)), str(full), str(errs), str(reused), f"{seconds:.1f} s")
+    out.print(table)
+    changed = []
+    for r in sorted(results, key=lambda r: str(r["student"])):
+        old = previous.get(str(r["student"]))
+        if old is not None and old.get("score") != r["score"]:
+            changed.append(f"{r['student']}: {old.get('score')} -> {r['score']}")
+    if changed:
+        out.print("scores changed since the last run:")
+        for line in changed:
+            out.print(f"  {line}", markup=False)
+    out.print(f"logs in {out_dir}/, summary in {out_dir / 'summary.csv'}", markup=False)
+
+
+@main.command()
+@click.argument("notebook", type=click.Path(path_type=Path))
+@click.option("--checks", "checks_dir", type=click.Path(path_type=Path), help="Folder with assignment.yaml, probes.py, expected.json.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
+def check(notebook: Path, checks_dir: Path | None, data_dir: Path | None) -> None:
+    """Run the visible checks on one notebook and explain each result.
+
+    Works from the student template alone (it ships what the visible checks need).
+
+    Example: grader check rnn_and_grad.ipynb
+    """
+    from grader.session import self_check
+
+    if not notebook.is_file():
+        raise InputError(f"{notebook}: no such notebook")
+    result = self_check(notebook=notebook, checks_dir=checks_dir, root=find_root(None),
+                        data_dir=data_dir, console=console)
+    _print_report(result)
+
+
+def _print_report(log: dict[str, Any]) -> None:
+    out.print(f"[bold]{log['assignment']}[/]: {log['score']:g} / {log['max_score']:g} points "
+              "(visible checks only)")
+    for c in log["checks"]:
+        mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
+        out.print(f"{mark} {c['question']} {c['name']} ({c['score']:g}/{c['max_score']:g})")
+        if not c["passed"]:
+            for line in str(c["message"]).splitlines():
+                out.print(f"     {line}", markup=False)
+            if c.get("hint"):
+                out.print(f"     Hint: {c['hint']}", markup=False)
+    for e in log.get("errors", []):
+        out.print(f"[yellow]note[/] {e['message']}", soft_wrap=True)
+
+
+@main.command()
+@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding reference/ and assignments/.")
+@click.option("--check-only", is_flag=True, help="Only report whether student_template/ is stale; exit 1 if so.")
+def build(root: Path | None, check_only: bool) -> None:
+    """Make student_template/ from reference/ (solution markers) and ship the visible checks.
+
+    Example: grader build
+    """
+    from grader.session import build_student_package
+
+    project = _need_root(root)
+    stale = build_student_package(root=project, console=console, check_only=check_only)
+    if check_only and stale:
+        console.print("stale: " + ", ".join(stale) + " (run `grader build`)")
+        sys.exit(1)

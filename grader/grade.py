@@ -1,0 +1,146 @@
+"""Turn an execution and the expected values into check results and scores.
+
+A wrong answer is data here, never an exception. Each failed check says why in words a student
+can act on; a hidden check says only that it failed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from grader.compare import compare
+from grader.execute import Execution, ProbeAnswer
+from grader.spec import Assignment, Check
+
+HIDDEN_FAILED = "failed (hidden check: details are not shown)"
+HIDDEN_PASSED = "passed"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    question: str
+    visibility: str
+    score: float
+    max_score: float
+    passed: bool
+    message: str
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "question": self.question, "score": self.score,
+                "max_score": self.max_score, "passed": self.passed,
+                "visibility": self.visibility, "message": self.message, "hint": self.hint}
+
+
+def accuracy_points(accuracy: float, *, zero_at: float, full_at: float, points: float) -> float:
+    """Linear from ``zero_at`` (0 points) to ``full_at`` (full points), clamped; 4 decimals."""
+    if not math.isfinite(accuracy):
+        return 0.0
+    fraction = min(1.0, max(0.0, (accuracy - zero_at) / (full_at - zero_at)))
+    return round(points * fraction, 4)
+
+
+def grade(*, assignment: Assignment, execution: Execution | None,
+          expected: dict[str, Any], truth: dict[str, Any] | None = None,
+          unavailable: str = "") -> tuple[CheckResult, ...]:
+    """Score every check. ``execution`` None (with ``unavailable`` saying why) scores all zero."""
+    results = []
+    for check in assignment.checks:
+        if execution is None:
+            passed, score, message = False, 0.0, unavailable or "the notebook could not be run"
+        else:
+            passed, score, message = _one(check, execution, expected, truth or {})
+        if check.visibility == "hidden":
+            message = HIDDEN_PASSED if passed else HIDDEN_FAILED
+            hint = ""
+        else:
+            hint = "" if passed else check.hint
+        results.append(CheckResult(check.name, check.question, check.visibility, score,
+                                   check.points, passed, message, hint))
+    return tuple(results)
+
+
+def _one(check: Check, execution: Execution, expected: dict[str, Any],
+         truth: dict[str, Any]) -> tuple[bool, float, str]:
+    if check.requires_complete and not execution.complete:
+        stopped = next(c for c in execution.cells if c.status not in ("ok", "error"))
+        why = stopped.error["evalue"] if stopped.error else stopped.status
+        return False, 0.0, (f"the notebook did not run to its end (cell {stopped.index + 1}: "
+                            f"{why}), so this check was not scored")
+    answer = execution.answers.get(check.request_key)
+    if answer is None:
+        return False, 0.0, "the notebook stopped before this check could run"
+    if not answer.ok:
+        return False, 0.0, _failure(answer, execution)
+    if check.kind == "accuracy":
+        return _accuracy(check, answer.value, truth.get(check.request_key))
+    return _compare(check, answer.value, expected[check.request_key])
+
+
+def _compare(check: Check, got: Any, want: Any) -> tuple[bool, float, str]:
+    if not isinstance(got, dict):
+        return False, 0.0, "the probe returned no outputs"
+    keys = check.outputs or tuple(want)
+    problems = []
+    for key in keys:
+        if key not in got:
+            problems.append(f"{key}: missing from what your code returned")
+            continue
+        result = compare(got[key], want[key], rtol=check.tolerance.rtol,
+                         atol=check.tolerance.atol, name=key)
+        if not result.passed:
+            problems.append(result.message)
+    if problems:
+        return False, 0.0, "\n".join(problems)
+    return True, check.points, "passed"
+
+
+def _accuracy(check: Check, got: Any, labels: Any) -> tuple[bool, float, str]:
+    if labels is None:
+        return False, 0.0, "no held-out labels were available to score accuracy"
+    predictions = got.get("predictions") if isinstance(got, dict) else None
+    labels = np.asarray(labels)
+    if not isinstance(predictions, np.ndarray) or predictions.shape != labels.shape:
+        shape = getattr(predictions, "shape", type(predictions).__name__)
+        return False, 0.0, (f"predictions: expected one label per held-out name, shape "
+                            f"{labels.shape}, got {shape}")
+    if predictions.dtype.kind not in "iub":
+        return False, 0.0, f"predictions: expected integer class indices, got {predictions.dtype}"
+    accuracy = float((predictions.astype(np.int64) == labels).mean()) if labels.size else 0.0
+    zero_at, full_at = check.accuracy
+    score = accuracy_points(accuracy, zero_at=zero_at, full_at=full_at, points=check.points)
+    message = (f"held-out accuracy {accuracy:.1%} on {labels.size} names: {score:g} of "
+               f"{check.points:g} points (0 at {zero_at:.0%}, full at {full_at:.0%})")
+    return score >= check.points, score, message
+
+
+def _failure(answer: ProbeAnswer, execution: Execution) -> str:
+    error = answer.error or {}
+    kind, ename, evalue = error.get("kind", "error"), error.get("ename", ""), error.get("evalue", "")
+    if kind == "not_implemented":
+        where = f" ({evalue})" if evalue else ""
+        return f"not implemented: your code still raises NotImplementedError{where}"
+    if kind == "not_defined":
+        return evalue + _first_cell_problem(execution)
+    if kind in ("killed", "timeout"):
+        return f"did not finish: {evalue or 'time limit exceeded'}"
+    tail = _traceback_tail(error.get("traceback", ""))
+    return f"raised {ename}: {evalue}" + (f"\n{tail}" if tail else "")
+
+
+def _first_cell_problem(execution: Execution) -> str:
+    for cell in execution.cells:
+        if cell.status not in ("ok", "not_run") and cell.error:
+            return (f" (cell {cell.index + 1} {('raised ' + cell.error['ename']) if cell.status == 'error' else 'was stopped'}: "
+                    f"{cell.error['evalue']})")
+    return ""
+
+
+def _traceback_tail(text: str, lines: int = 12) -> str:
+    kept = [line for line in text.rstrip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])

@@ -1,0 +1,203 @@
+"""Entry points that tie the stages together: a grading run, a student's self-check, a build.
+
+Keyword-only on purpose: these are what the CLI, the tests and the benchmark call.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import nbformat
+import yaml
+from rich.console import Console
+
+from grader import batch, report, sandbox, spec, wire
+from grader.errors import InputError, SpecError
+from grader.execute import Worker
+
+CACHE_DIR = ".cache"
+
+
+class GradingSession:
+    """One assignment graded into one output folder. Holds the expected values (grader side)."""
+
+    def __init__(self, *, root: Path, assignment: spec.Assignment, out_dir: Path,
+                 force: bool = False, data_dir: Path | None = None,
+                 console: Console | None = None) -> None:
+        self.root = root
+        self.assignment = assignment
+        self.out_dir = out_dir
+        self.force = force
+        self.data_dir = data_dir
+        self.console = console or Console(stderr=True)
+        self.limits = batch.limits_for(assignment)
+        self._workers: list[Worker] = []
+        self.ctx: batch.Context | None = None
+
+    def __enter__(self) -> GradingSession:
+        a = self.assignment
+        reference = self.root / "reference" / a.notebook
+        first = Worker(limits=self.limits)
+        self._workers.append(first)
+        prepared = _prepare_data(a, self.data_dir)
+        expected = batch.expected_values(
+            assignment=a, reference=reference, worker=first,
+            cache_dir=self.out_dir / CACHE_DIR,
+            stage_extra=prepared.stage if prepared else None,
+            extra_args=prepared.probe_args if prepared else None)
+        warn_protections(first.cgroup_report, self.console)
+        ref_sha = batch.read_notebook(reference).sha256
+        self.ctx = batch.Context(
+            assignment=a, expected=expected, out_dir=self.out_dir,
+            fingerprint=batch.run_fingerprint(a, ref_sha, prepared.fingerprint if prepared else ""),
+            truth=prepared.truth if prepared else {},
+            extra_args=prepared.probe_args if prepared else {},
+            stage_extra=prepared.stage if prepared else None, force=self.force)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for w in self._workers:
+            w.close()
+
+    def grade(self, dirs: list[Path], *, jobs: int,
+              on_done: Callable[[dict[str, Any]], None] = lambda r: None) -> list[dict[str, Any]]:
+        assert self.ctx is not None, "use GradingSession as a context manager"
+        warned: list[bool] = []
+
+        def done(result: dict[str, Any]) -> None:
+            off = result.get("sandbox", {}).get("off", [])
+            if off and not warned:
+                warned.append(True)
+                warn_protections(result["sandbox"]["protections"], self.console)
+            on_done(result)
+
+        results = batch.run_parallel(self.ctx, dirs, jobs=jobs, limits=self.limits,
+                                     on_done=done, first_worker=self._workers[0])
+        logs = list(batch.iter_logs(self.out_dir))
+        report.write_summary(self.out_dir, logs, [q.id for q in self.assignment.questions])
+        return results
+
+
+def _prepare_data(a: spec.Assignment, data_dir: Path | None, *, missing_ok: bool = False) -> Any:
+    if a.data is None:
+        return None
+    from grader import data as data_mod
+
+    return data_mod.prepare(a, data_dir, missing_ok=missing_ok)
+
+
+def warn_protections(protections: dict[str, str], console: Console) -> None:
+    off = {k: v for k, v in protections.items() if v.startswith("off")}
+    for name, state in sorted(off.items()):
+        console.print(f"[bold red]WARNING: sandbox protection off: {name}[/] ({state[4:].strip()})")
+
+
+# -- a student's self-check ----------------------------------------------------------------------
+
+def assignment_name(notebook: Path) -> str:
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+        name = nb.metadata.get("grader", {}).get("assignment")
+    except Exception:
+        name = None
+    return str(name) if name else notebook.stem
+
+
+def self_check(*, notebook: Path, checks_dir: Path | None, root: Path | None,
+               data_dir: Path | None = None, console: Console | None = None) -> dict[str, Any]:
+    """Grade ``notebook`` on the visible checks; nothing is written, the log dict is returned."""
+    console = console or Console(stderr=True)
+    name = assignment_name(notebook)
+    shipped = checks_dir or notebook.resolve().parent / "checks" / name
+    if (shipped / "expected.json").is_file():
+        a = spec.load(shipped).visible_only()
+        expected = {k: wire.decode_value(v) for k, v in json.loads((shipped / "expected.json").read_text()).items()}
+        reference = None
+    elif root is not None and (root / "assignments" / name).is_dir():
+        a = spec.find(root, name).visible_only()
+        reference = root / "reference" / a.notebook
+        expected = None
+    else:
+        raise InputError(f"{notebook}: no checks found for assignment {name!r} "
+                         f"(looked in {shipped}/; pass --checks)")
+    limits = batch.limits_for(a)
+    prepared = _prepare_data(a, data_dir)
+    with Worker(limits=limits) as worker:
+        if expected is None:
+            assert reference is not None
+            expected = batch.expected_values(
+                assignment=a, reference=reference, worker=worker, cache_dir=None,
+                stage_extra=prepared.stage if prepared else None,
+                extra_args=prepared.probe_args if prepared else None)
+        ctx = batch.Context(assignment=a, expected=expected, out_dir=Path("/nonexistent"),
+                            fingerprint="", truth=prepared.truth if prepared else {},
+                            extra_args=prepared.probe_args if prepared else {},
+                            stage_extra=prepared.stage if prepared else None)
+        result = batch.grade_one(ctx, notebook.resolve().parent, worker, write=False,
+                                 notebook_path=notebook)
+    warn_protections(result.get("sandbox", {}).get("protections", {}), console)
+    return result
+
+
+# -- the student package ----------------------------------------------------------------------
+
+def build_student_package(*, root: Path, console: Console, check_only: bool = False) -> list[str]:
+    """Write student_template/ from reference/; return what was (or would be) changed."""
+    from grader import build
+
+    reference_dir, template_dir = root / "reference", root / "student_template"
+    stale = build.stale_templates(reference_dir=reference_dir, template_dir=template_dir)
+    wanted: dict[Path, bytes] = {}
+    assignments = spec.load_all(root)
+    limits = max((batch.limits_for(a) for a in assignments), key=lambda l: l.notebook_seconds,
+                 default=sandbox.Limits())
+    with Worker(limits=limits) as worker:
+        for a in assignments:
+            wanted.update(_shipped_checks(a, root, template_dir, worker))
+    for path, content in wanted.items():
+        if not path.is_file() or path.read_bytes() != content:
+            stale.append(str(path.relative_to(root)))
+    if check_only:
+        return stale
+    build.build_templates(reference_dir=reference_dir, template_dir=template_dir)
+    for path, content in wanted.items():
+        report.atomic_write(path, content)
+    for item in stale:
+        console.print(f"wrote {item}")
+    return stale
+
+
+def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, worker: Worker
+                    ) -> dict[Path, bytes]:
+    """The visible checks' spec, probes and expected values, never the hidden ones."""
+    visible = a.visible_only()
+    raw = yaml.safe_load((a.directory / "assignment.yaml").read_text())
+    raw["checks"] = [c for c in raw["checks"] if c.get("visibility") == "visible"]
+    if a.data is not None:
+        raw.get("data", {}).pop("holdout_salt", None)
+    reference = root / "reference" / a.notebook
+    if not reference.is_file():
+        raise SpecError(f"{reference}: reference notebook not found for {a.name}")
+    prepared = _prepare_data(visible, None, missing_ok=True)
+    if a.data and prepared is None:
+        expected: dict[str, Any] = {}
+    else:
+        expected = batch.expected_values(
+            assignment=visible, reference=reference, worker=worker, cache_dir=None,
+            stage_extra=prepared.stage if prepared else None,
+            extra_args=prepared.probe_args if prepared else None)
+    dest = template_dir / "checks" / a.name
+    header = "# Visible checks only, generated by `grader build` from assignments/. Do not edit.\n"
+    return {
+        dest / "assignment.yaml": (header + yaml.safe_dump(raw, sort_keys=False)).encode(),
+        dest / visible.probes_path.name: visible.probes_path.read_bytes(),
+        dest / "expected.json": (json.dumps({k: wire.encode_value(v) for k, v in sorted(expected.items())},
+                                            indent=1, sort_keys=True) + "\n").encode(),
+    }
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True)

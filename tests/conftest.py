@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "submissions"
+NAMES_DATA = Path(os.environ.get("GRADER_NAMES_DATA", ROOT.parent / "shared" / "data" / "names"))
+
+
+def grader_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script the way a user would."""
+    exe = Path(sys.executable).parent / "grader"
+    return subprocess.run([str(exe), *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def graded_examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The bundled examples graded once through the library: student -> log."""
+    from grader import batch, spec
+    from grader.session import GradingSession
+
+    out = tmp_path_factory.mktemp("grades")
+    a = spec.find(ROOT, "rnn_and_grad")
+    with GradingSession(root=ROOT, assignment=a, out_dir=out) as session:
+        results = session.grade(batch.student_dirs(EXAMPLES), jobs=2)
+    return {"out": out, "logs": {r["student"]: r for r in results}}
+
+
+@pytest.fixture()
+def submissions(tmp_path: Path) -> Iterator[Path]:
+    d = tmp_path / "submissions"
+    d.mkdir()
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
