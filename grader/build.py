@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import stat
 import tempfile
 import textwrap
 from collections.abc import Mapping
@@ -343,6 +344,12 @@ def write_text_atomic(path: Path, text: str) -> None:
             f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file 0600: keep the mode of the file replaced, else rw-r--r--.
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

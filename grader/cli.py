@@ -69,7 +69,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except GraderError as exc:
-            console.print(f"grader: error: {exc}", markup=False)
+            click.echo(f"grader: error: {exc}", err=True)
             sys.exit(exc.exit_code)
 
 
@@ -135,16 +135,18 @@ def _summary(results: list[dict[str, Any]], previous: dict[str, dict[str, Any] |
     reused = sum(1 for r in results if r.get("_reused"))
     table.add_row(str(len(results)), str(full), str(errs), str(reused), f"{seconds:.1f} s")
     out.print(table)
+    click.echo(f"graded {len(results)} submissions: {full} full marks, {errs} with errors, "
+               f"{reused} reused, {seconds:.1f} s")
     changed = []
     for r in sorted(results, key=lambda r: str(r["student"])):
         old = previous.get(str(r["student"]))
         if old is not None and old.get("score") != r["score"]:
             changed.append(f"{r['student']}: {old.get('score')} -> {r['score']}")
     if changed:
-        out.print("scores changed since the last run:")
+        click.echo("scores changed since the last run:")
         for line in changed:
-            out.print(f"  {line}", markup=False)
-    out.print(f"logs in {out_dir}/, summary in {out_dir / 'summary.csv'}", markup=False)
+            click.echo(f"  {line}")
+    click.echo(f"logs in {out_dir}/, summary in {out_dir / 'summary.csv'}")
 
 
 @main.command()
@@ -175,11 +177,11 @@ def _print_report(log: dict[str, Any]) -> None:
         out.print(f"{mark} {c['question']} {c['name']} ({c['score']:g}/{c['max_score']:g})")
         if not c["passed"]:
             for line in str(c["message"]).splitlines():
-                out.print(f"     {line}", markup=False)
+                click.echo(f"     {line}")
             if c.get("hint"):
-                out.print(f"     Hint: {c['hint']}", markup=False)
+                click.echo(f"     Hint: {c['hint']}")
     for e in log.get("errors", []):
-        out.print(f"[yellow]note[/] {e['message']}", soft_wrap=True)
+        click.echo(f"note: {e['message']}")
 
 
 @main.command()

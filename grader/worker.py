@@ -53,6 +53,14 @@ def preload() -> None:
 
     import grader.probelib  # noqa: F401  (probes import it after Landlock is on)
 
+    # The first optimizer a process creates imports torch._dynamo (about 1 s of CPU); widgets
+    # are common in course notebooks. Pay for both once, here, not once per submission.
+    import torch._dynamo  # noqa: F401
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        pass
+
     torch.set_num_threads(1)
     config = Config()
     config.HistoryManager.enabled = False
@@ -67,6 +75,14 @@ def preload() -> None:
     ax.legend()
     fig.savefig(io.BytesIO(), format="png", dpi=20)
     plt.close("all")
+    try:  # the first formatted traceback loads linecache and friends
+        raise ValueError("warm")
+    except ValueError as exc:
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
+    shell = InteractiveShell(config=config)
+    shell.run_cell("import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)])",
+                   store_history=False, silent=True)
+    del shell
     # Move everything imported so far out of the collector's reach: a child's first full
     # collection would otherwise walk (and copy-on-write) every object torch created.
     import gc

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat import v4
 
 from grader.build import (
     DEFAULT_KEY,
@@ -24,16 +25,17 @@ from grader.build import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = "ref/demo.ipynb"
+NB: Any = v4  # nbformat.v4 is untyped
 
 
 def _nb(*sources: str) -> nbformat.NotebookNode:
-    cells = [new_markdown_cell("# Demo\n# BEGIN SOLUTION in markdown is ignored")]
+    cells = [NB.new_markdown_cell("# Demo\n# BEGIN SOLUTION in markdown is ignored")]
     for i, source in enumerate(sources):
-        cell = new_code_cell(source, id=f"c{i}")
+        cell = NB.new_code_cell(source, id=f"c{i}")
         cell.execution_count = 3
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi\n")]
+        cell.outputs = [NB.new_output("stream", name="stdout", text="hi\n")]
         cells.append(cell)
-    nb: nbformat.NotebookNode = new_notebook(cells=cells)  # type: ignore[no-untyped-call]
+    nb: nbformat.NotebookNode = NB.new_notebook(cells=cells)
     nb.cells[0].id = "md"
     nb.metadata = {"grader": {"assignment": "demo"}, "kernelspec": {"name": "python3"}}
     return nb
@@ -234,6 +236,7 @@ def test_build_is_deterministic_and_atomic(tmp_path: Path) -> None:
     assert build_templates(reference_dir=ref, template_dir=out) == written
     assert written[0].read_bytes() == first
     assert sorted(p.name for p in out.iterdir()) == ["demo.ipynb"]  # no temp files left
+    assert written[0].stat().st_mode & 0o777 == 0o644
     assert stale_templates(reference_dir=ref, template_dir=out) == []
     assert b"NotImplementedError" in first and b"self.w = [0.0]" not in first
     written[0].write_bytes(first + b" ")

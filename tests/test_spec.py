@@ -1,0 +1,95 @@
+"""Assignment spec validation: each error names the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import spec
+from grader.errors import SpecError
+from conftest import ROOT
+
+GOOD = """\
+schema_version: 1
+assignment: demo
+questions: [{id: "1.A"}]
+checks:
+  - name: c1
+    question: "1.A"
+    visibility: visible
+    points: 2
+    probe: p
+    args: {x: {array: normal, shape: [2, 3], seed: 4}, n: 3}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    d = tmp_path / "demo"
+    d.mkdir(exist_ok=True)
+    (d / "assignment.yaml").write_text(text)
+    (d / "probes.py").write_text("def p(ns, **kw):\n    return {}\n")
+    return d
+
+
+def error(tmp_path: Path, text: str) -> str:
+    d = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        spec.load(d)
+    prefix = f"{d}/assignment.yaml: "
+    message = str(info.value)
+    assert message.startswith(prefix)
+    return message[len(prefix):]
+
+
+def test_good_spec_loads_with_seeded_arrays(tmp_path: Path) -> None:
+    a = spec.load(write(tmp_path, GOOD))
+    c = a.checks[0]
+    assert (a.name, a.max_score, c.tolerance) == ("demo", 2.0, spec.Tolerance(1e-5, 1e-6))
+    np.testing.assert_array_equal(c.args["x"], np.random.default_rng(4).standard_normal((2, 3)).astype(np.float32))
+    assert c.args["x"].dtype == np.float32 and c.args["n"] == 3
+
+
+def test_the_real_assignments_load() -> None:
+    a = spec.find(ROOT, "rnn_and_grad")
+    assert a.max_score == 30.0
+    assert {c.question for c in a.checks} == {"1.A", "1.B", "1.C"}
+    assert {c.visibility for c in a.checks} == {"visible", "hidden"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (("points: 2", "points: two"), "checks[0].points: expected a number, got 'two'"),
+    (("points: 2", "points: -1"), "checks[0].points: must not be negative"),
+    (("visibility: visible", "visibility: secret"), "checks[0].visibility: expected visible or hidden, got 'secret'"),
+    (('question: "1.A"\n    vis', 'question: "9.Z"\n    vis'), "checks[0].question: '9.Z' is not one of the questions listed"),
+    (("    probe: p\n", ""), "checks[0].probe: missing"),
+    (("seed: 4", "seed: x"), "checks[0].args.x.seed: expected an integer"),
+    (("array: normal", "array: cauchy"), "checks[0].args.x.array: expected normal, uniform or randint, got 'cauchy'"),
+    (("schema_version: 1", "schema_version: 7"), "schema_version: expected 1, got 7"),
+    (("    points: 2\n", "    points: 2\n    colour: red\n"), "checks[0].colour: unknown field"),
+])
+def test_errors_name_the_field(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    assert error(tmp_path, GOOD.replace(*change)) == message
+
+
+def test_invalid_yaml(tmp_path: Path) -> None:
+    assert error(tmp_path, "checks: [unclosed\n").startswith("invalid YAML: ")
+
+
+def test_duplicate_check_names(tmp_path: Path) -> None:
+    twice = GOOD + GOOD.split("checks:\n")[1]
+    assert error(tmp_path, twice) == "checks: duplicate check name 'c1'"
+
+
+def test_missing_file_and_unknown_assignment(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"assignment.yaml: no such file"):
+        spec.load(tmp_path)
+    with pytest.raises(SpecError, match=r"unknown assignment 'nope' \(known: .*rnn_and_grad"):
+        spec.find(ROOT, "nope")
+
+
+def test_request_keys_differ_when_seeds_differ(tmp_path: Path) -> None:
+    a = spec.load(write(tmp_path, GOOD))
+    b = spec.load(write(tmp_path, GOOD.replace("seed: 4", "seed: 5")))
+    assert a.checks[0].request_key != b.checks[0].request_key
