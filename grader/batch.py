@@ -100,7 +100,8 @@ def expected_values(*, assignment: Assignment, reference: Path, worker: Worker,
     if not reference.is_file():
         raise InputError(f"{reference}: reference notebook not found")
     nb = read_notebook(reference)
-    key = hashlib.sha256(json.dumps([nb.sha256, assignment.fingerprint(), report.versions()],
+    key = hashlib.sha256(json.dumps([nb.sha256, assignment.fingerprint(), report.versions(),
+                                     report.code_fingerprint()],
                                     sort_keys=True).encode()).hexdigest()[:16]
     cache = cache_dir / f"{assignment.name}-{key}.json" if cache_dir else None
     if cache is not None and cache.is_file():
@@ -328,4 +329,5 @@ def iter_logs(out_dir: Path) -> Iterator[dict[str, Any]]:
 
 def run_fingerprint(assignment: Assignment, reference_sha: str, data_fingerprint: str = "") -> str:
     return hashlib.sha256(json.dumps([assignment.fingerprint(), reference_sha, __version__,
-                                      data_fingerprint], sort_keys=True).encode()).hexdigest()
+                                      report.code_fingerprint(), data_fingerprint],
+                                     sort_keys=True).encode()).hexdigest()

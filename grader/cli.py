@@ -20,8 +20,8 @@ from rich.table import Table
 from grader import batch, spec
 from grader.errors import GraderError, InputError
 
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def find_root(explicit: Path | None) -> Path | None:

@@ -32,7 +32,7 @@ class GradingSession:
         self.out_dir = out_dir
         self.force = force
         self.data_dir = data_dir
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.limits = batch.limits_for(assignment)
         self._workers: list[Worker] = []
         self.ctx: batch.Context | None = None
@@ -109,10 +109,11 @@ def assignment_name(notebook: Path) -> str:
 def self_check(*, notebook: Path, checks_dir: Path | None, root: Path | None,
                data_dir: Path | None = None, console: Console | None = None) -> dict[str, Any]:
     """Grade ``notebook`` on the visible checks; nothing is written, the log dict is returned."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, soft_wrap=True)
     name = assignment_name(notebook)
     shipped = checks_dir or notebook.resolve().parent / "checks" / name
     if (shipped / "expected.json").is_file():
+        console.print(f"checks from {shipped}/", markup=False, highlight=False)
         a = spec.load(shipped).visible_only()
         expected = {k: wire.decode_value(v) for k, v in json.loads((shipped / "expected.json").read_text()).items()}
         reference = None

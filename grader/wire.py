@@ -44,7 +44,7 @@ def encode_value(value: Any, _depth: int = 0) -> Any:
     if type(value).__module__.split(".")[0] == "torch" or hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
-        arr = np.ascontiguousarray(value)
+        arr = np.array(value, order="C", copy=True)  # ascontiguousarray would make 0-d 1-d
         if arr.dtype.name not in _DTYPES:
             raise TypeError(f"arrays of dtype {arr.dtype} cannot be sent")
         return {"__nd__": [arr.dtype.name, list(arr.shape), base64.b64encode(arr.tobytes()).decode()]}

@@ -305,3 +305,15 @@ def test_reference_notebook_runs_and_self_tests_pass() -> None:
     assert all(float(e) < 1e-4 for e in errors), text
     assert "(should be 18)" in text and "18 (should be 18)" in text
     assert "34 (should be 34)" in text
+
+
+def test_shipped_visible_checks_are_fresh_and_hold_no_hidden_check() -> None:
+    """student_template/checks/ is what `grader build` writes now, and only visible checks."""
+    from rich.console import Console
+
+    from grader.session import build_student_package
+
+    stale = build_student_package(root=ROOT, console=Console(stderr=True), check_only=True)
+    assert stale == [], "student_template/ is stale: run `grader build`"
+    shipped = (ROOT / "student_template" / "checks" / "rnn_and_grad" / "assignment.yaml").read_text()
+    assert "visibility: hidden" not in shipped and "1A_forward_other_shapes" not in shipped

@@ -83,6 +83,7 @@ def test_check_works_from_the_student_template_alone(tmp_path: Path) -> None:
     r = grader_cli("check", str(student / "rnn_and_grad.ipynb"), cwd=tmp_path,
                    env={"GRADER_ROOT": ""})
     assert r.returncode == 0, r.stderr
+    assert f"checks from {student}/checks/rnn_and_grad/" in r.stderr
     assert r.stdout.splitlines()[0] == "rnn_and_grad: 0 / 15 points (visible checks only)"
     assert "FAIL 1.A 1A_parameter_count (0/1)" in r.stdout
     assert "not implemented: your code still raises NotImplementedError (1.A init)" in r.stdout
