@@ -45,7 +45,7 @@ def read_notebook(path: Path) -> Notebook:
     """Parse with nbformat; raise InputError naming the file when it is not a notebook."""
     raw = path.read_bytes()
     try:
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
     except Exception as exc:  # nbformat raises several unrelated types for bad input
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a valid notebook ({first})") from None
@@ -88,6 +88,8 @@ def requests_for(assignment: Assignment, extra_args: dict[str, dict[str, Any]] |
     for check in assignment.checks:
         args = {**check.args, **(extra_args or {}).get(check.request_key, {})}
         requests[check.request_key] = (check.probe, args)
+    for record in assignment.records:
+        requests[record.request_key] = (record.probe, record.args)
     return requests
 
 
@@ -200,10 +202,40 @@ def grade_one(ctx: Context, student_dir: Path, worker: Worker, *, write: bool = 
         cells=_cells(execution, ctx.out_dir / student if write else None) if execution else [],
         timings={"total_seconds": time.perf_counter() - started,
                  "execute_seconds": execution.seconds if execution else 0.0},
-        protections=execution.protections if execution else {}, cache_key=cache_key)
+        protections=execution.protections if execution else {}, cache_key=cache_key,
+        extra={"records": _records(a, execution)} if a.records else {})
     if write:
         report.write_log(ctx.out_dir, log)
     return log.as_dict()
+
+
+def _records(a: Assignment, execution: Execution | None) -> dict[str, Any]:
+    """What the notebook reported about itself, as plain JSON; never scored."""
+    out: dict[str, Any] = {}
+    for record in a.records:
+        answer = execution.answers.get(record.request_key) if execution else None
+        if answer is not None and answer.ok:
+            out[record.name] = _jsonable(answer.value)
+        else:
+            out[record.name] = {"unavailable": (answer.error or {}).get("evalue", "not run")
+                                if answer else "not run"}
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _execution_errors(execution: Execution) -> list[dict[str, Any]]:

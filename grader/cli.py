@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grader import batch, spec
+from grader import batch, report, spec
 from grader.errors import GraderError, InputError
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -109,7 +109,7 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
     out_dir = out_dir or submissions.resolve().parent / "grades"
     with GradingSession(root=project, assignment=a, out_dir=out_dir, force=force,
                         data_dir=data_dir, console=console) as session:
-        previous = {d.name: batch.report.read_log(out_dir / d.name / batch.report.LOG_NAME) for d in dirs}
+        previous = {d.name: report.read_log(out_dir / d.name / report.LOG_NAME) for d in dirs}
         with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
                       transient=False) as progress:

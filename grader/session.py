@@ -99,7 +99,7 @@ def warn_protections(protections: dict[str, str], console: Console) -> None:
 
 def assignment_name(notebook: Path) -> str:
     try:
-        nb = nbformat.read(str(notebook), as_version=4)
+        nb = nbformat.read(str(notebook), as_version=4)  # type: ignore[no-untyped-call]
         name = nb.metadata.get("grader", {}).get("assignment")
     except Exception:
         name = None

@@ -54,6 +54,19 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Record:
+    """A probe whose answer is copied into the log (no points): e.g. the training history."""
+
+    name: str
+    probe: str
+    args: dict[str, Any]
+
+    @property
+    def request_key(self) -> str:
+        return f"record-{self.name}"
+
+
+@dataclass(frozen=True)
 class Question:
     id: str
     title: str
@@ -86,6 +99,7 @@ class Assignment:
     memory_mb: int
     data: DataSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    records: tuple[Record, ...] = ()
 
     @property
     def max_score(self) -> float:
@@ -98,7 +112,9 @@ class Assignment:
     def visible_only(self) -> Assignment:
         from dataclasses import replace
 
-        return replace(self, checks=tuple(c for c in self.checks if c.visibility == "visible"))
+        # Accuracy needs the held-out labels, which only the instructor's grader has.
+        return replace(self, checks=tuple(c for c in self.checks
+                                          if c.visibility == "visible" and c.kind != "accuracy"))
 
     def fingerprint(self) -> str:
         """Changes whenever the spec or the probes change (used by the cache)."""
@@ -124,6 +140,12 @@ class _Reader:
         value = data[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if kind is float and isinstance(value, str):
+            # YAML 1.1 reads 1e-4 (no dot) as a string; an instructor means the number.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self.fail(f"{where}{key}", f"expected {_article(names)}, got {value!r}")
@@ -179,7 +201,15 @@ def load(directory: Path) -> Assignment:
             holdout_salt=r.get(d, "holdout_salt", "data.", str, name))
         if not 0 < data.holdout_fraction < 1:
             raise r.fail("data.holdout_fraction", "expected a number between 0 and 1")
+    records = []
+    for i, rec in enumerate(r.get(raw, "records", "", list, [])):
+        if not isinstance(rec, dict):
+            raise r.fail(f"records[{i}]", "expected a mapping")
+        records.append(Record(r.get(rec, "name", f"records[{i}].", str),
+                              r.get(rec, "probe", f"records[{i}].", str),
+                              r.get(rec, "args", f"records[{i}].", dict, {})))
     return Assignment(
+        records=tuple(records),
         name=name, title=r.get(raw, "title", "", str, name),
         notebook=r.get(raw, "notebook", "", str, f"{name}.ipynb"),
         directory=directory, probes_path=probes_path, questions=tuple(questions),
@@ -253,10 +283,23 @@ def _arg(r: _Reader, value: Any, where: str) -> Any:
     if dist == "uniform":
         low, high = float(value.get("low", 0.0)), float(value.get("high", 1.0))
         return rng.uniform(low, high, shape).astype(np.float32)
+    if dist == "padded_tokens":
+        # Rows of token ids, each real for lengths[i] steps then padded: names as the model sees them.
+        lengths, vocab, pad = value.get("lengths"), value.get("vocab"), value.get("pad")
+        if not (isinstance(lengths, list) and len(shape) == 2 and len(lengths) == shape[0]
+                and all(isinstance(n, int) and 1 <= n <= shape[1] for n in lengths)):
+            raise r.fail(f"{where}.lengths", "expected one length (1..T) per row of shape [B, T]")
+        if not (isinstance(vocab, int) and isinstance(pad, int)):
+            raise r.fail(f"{where}.vocab", "padded_tokens needs integer vocab and pad")
+        tokens = rng.integers(0, vocab, shape).astype(np.int64)
+        for row, n in enumerate(lengths):
+            tokens[row, n:] = pad
+        return tokens
     if dist == "randint":
         low, high = int(value.get("low", 0)), int(value.get("high", 2))
         return rng.integers(low, high, shape).astype(np.int64)
-    raise r.fail(f"{where}.array", f"expected normal, uniform or randint, got {dist!r}")
+    raise r.fail(f"{where}.array",
+                 f"expected normal, uniform, randint or padded_tokens, got {dist!r}")
 
 
 def find(root: Path, name: str) -> Assignment:

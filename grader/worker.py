@@ -79,8 +79,9 @@ def preload() -> None:
         raise ValueError("warm")
     except ValueError as exc:
         traceback.format_exception(type(exc), exc, exc.__traceback__)
-    shell = InteractiveShell(config=config)
-    shell.run_cell("import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)])",
+    shell = InteractiveShell(config=config)  # type: ignore[no-untyped-call]
+    shell.run_cell(  # type: ignore[no-untyped-call]
+        "import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)])",
                    store_history=False, silent=True)
     del shell
     # Move everything imported so far out of the collector's reach: a child's first full
