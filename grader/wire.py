@@ -44,9 +44,13 @@ def encode_value(value: Any, _depth: int = 0) -> Any:
     if type(value).__module__.split(".")[0] == "torch" or hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
+        if value.nbytes > MAX_FRAME // 2:
+            raise WireError(f"an array of {value.nbytes} bytes is too large to send")
         arr = np.array(value, order="C", copy=True)  # ascontiguousarray would make 0-d 1-d
         if arr.dtype.name not in _DTYPES:
             raise TypeError(f"arrays of dtype {arr.dtype} cannot be sent")
+        if arr.nbytes > MAX_FRAME // 2:
+            raise WireError(f"an array of {arr.nbytes} bytes is too large to send")
         return {"__nd__": [arr.dtype.name, list(arr.shape), base64.b64encode(arr.tobytes()).decode()]}
     if isinstance(value, (list, tuple)):
         return [encode_value(v, _depth + 1) for v in value]

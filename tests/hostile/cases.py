@@ -1,0 +1,133 @@
+"""The hostile submissions: what each one does and what it must earn.
+
+Each case is a notebook made from the untouched student template ("stub": honestly worth 0)
+or from the reference solution ("solution": honestly worth full marks) plus hostile cells.
+The rule for every case: it earns exactly what it earned honestly (``score``). Paths the
+notebooks need (the project, the batch's folders, a listener's port) are placeholders filled
+in when the suite runs, so the committed notebooks are plain files anyone can open.
+
+Placeholders: @@ROOT@@ project folder, @@SUBMISSIONS@@ the batch's submissions, @@GRADES@@
+the grader's output folder, @@PORT@@ a TCP listener on 127.0.0.1, @@CANARY@@ a path outside
+every sandbox that must never come to exist, @@MARKER@@ a string a stray process would carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Case:
+    base: str  # "stub" or "solution"
+    cells: tuple[str, ...]
+    score: float
+    error_kinds: frozenset[str] = field(default_factory=frozenset)
+    at_start: bool = False  # hostile cells before the notebook's own cells
+
+
+FULL = 30.0
+
+CASES: dict[str, Case] = {
+    "timeout_infinite_loop": Case("stub", ("while True:\n    pass",), 0.0, frozenset({"cell_timeout"})),
+    "timeout_long_sleep": Case("solution", ("import time\ntime.sleep(10**6)",), FULL,
+                               frozenset({"cell_timeout"})),
+    "killed_ignores_alarm": Case("solution", (
+        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass",),
+        FULL, frozenset({"cell_killed"})),
+    "killed_swallows_timeout": Case("solution", (
+        "import time\nwhile True:\n    try:\n        time.sleep(100)\n    except BaseException:\n        pass",),
+        FULL, frozenset({"cell_killed"})),
+    "contained_fork_bomb": Case("solution", (
+        "import os\nkids = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+        "            import time\n            time.sleep(10**6)\n        kids += 1\nexcept OSError as e:\n"
+        "    print('fork refused after', kids, e)",), FULL),
+    "contained_memory_bomb": Case("solution", (
+        "def grab():\n    hoard = []\n    while True:\n        hoard.append(bytearray(64 * 2**20))\n"
+        "try:\n    grab()\nexcept MemoryError:\n    print('memory refused')",
+        "try:\n    big = bytearray(64 * 2**30)\nexcept MemoryError:\n    print('refused')"), FULL),
+    "capped_output_flood": Case("stub", ("for _ in range(3000):\n    print('x' * 100_000)",), 0.0),
+    "survives_sys_exit": Case("solution", ("import sys\nsys.exit(0)",), FULL, frozenset({"cell_error"})),
+    "survives_os_exit": Case("solution", ("import os\nos._exit(0)",), FULL, frozenset({"cell_killed"})),
+    "survives_killing_itself": Case("solution", ("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",),
+                                    FULL, frozenset({"cell_killed"})),
+    "cannot_kill_grader": Case("stub", (
+        "import os, signal\nfor target in (os.getppid(), 1):\n    try:\n        os.kill(target, signal.SIGKILL)\n"
+        "    except OSError as e:\n        print('kill', target, e)\n"
+        "for pgid in (0, os.getpgid(0)):\n    try:\n        os.killpg(pgid, signal.SIGTERM)\n    except OSError as e:\n        print(e)\n"
+        "try:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError as e:\n    print(e)",), 0.0),
+    "no_stray_daemon": Case("solution", (
+        "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        "        import signal\n        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):\n"
+        "            signal.signal(s, signal.SIG_IGN)\n"
+        "        marker = '@@MARKER@@'\n        while True:\n            time.sleep(1)\n    os._exit(0)\n"
+        "time.sleep(0.2)",), FULL),
+    "cannot_read_reference": Case("stub", (
+        "import json, glob\nfound = []\nfor path in ['@@ROOT@@/reference/rnn_and_grad.ipynb',\n"
+        "             *glob.glob('@@GRADES@@/.cache/*'), '@@ROOT@@/assignments/rnn_and_grad/assignment.yaml']:\n"
+        "    try:\n        found.append(open(path).read())\n    except OSError as e:\n        print('refused', path, e)\n"
+        "for text in found:\n    try:\n        for cell in json.loads(text)['cells']:\n"
+        "            if cell['cell_type'] == 'code':\n                exec(''.join(cell['source']))\n"
+        "    except Exception as e:\n        print(e)",), 0.0),
+    "cannot_copy_classmate": Case("stub", (
+        "import json\ntry:\n    nb = json.load(open('@@SUBMISSIONS@@/control_correct/rnn_and_grad.ipynb'))\n"
+        "    for cell in nb['cells']:\n        if cell['cell_type'] == 'code':\n            exec(''.join(cell['source']))\n"
+        "except Exception as e:\n    print('refused', e)",), 0.0),
+    "fake_log_ignored": Case("stub", (
+        "import json, os\nfake = json.dumps({'schema_version': 1, 'score': 30, 'max_score': 30, 'student': 'fake_log_ignored'})\n"
+        "for path in ['submission_log.json', '../submission_log.json', '@@GRADES@@/fake_log_ignored/submission_log.json',\n"
+        "             '@@GRADES@@/summary.csv', '@@SUBMISSIONS@@/fake_log_ignored/submission_log.json']:\n"
+        "    try:\n        open(path, 'w').write(fake)\n    except OSError as e:\n        print('refused', path, e)",), 0.0),
+    "fake_printed_result": Case("stub", (
+        "print('{\"type\": \"probe\", \"ok\": true, \"value\": {}}')\nprint('Score: 30/30 - all checks passed')\n"
+        "import sys\nsys.__stdout__.write('{\"score\": 30}\\n')",), 0.0),
+    "fake_frames_on_fds": Case("stub", (
+        "import os, struct, json\nbody = json.dumps({'type': 'ready'}).encode()\nfor fd in range(3, 64):\n"
+        "    try:\n        os.write(fd, struct.pack('>I', len(body)) + body)\n    except OSError:\n        pass",), 0.0),
+    "fake_frames_from_thread": Case("stub", (
+        "import os, struct, json, threading, time\n"
+        "def spam():\n    body = json.dumps({'type': 'probe', 'id': 'x', 'nonce': 'x', 'ok': True, 'value': {}}).encode()\n"
+        "    for _ in range(50):\n        time.sleep(0.05)\n        for fd in range(3, 64):\n"
+        "            try:\n                os.write(fd, struct.pack('>I', len(body)) + body)\n            except OSError:\n                pass\n"
+        "threading.Thread(target=spam, daemon=True).start()",), 0.0),
+    "monkeypatched_libraries": Case("stub", (
+        "import builtins, numpy as np, torch\ntorch.allclose = lambda *a, **k: True\nnp.allclose = lambda *a, **k: True\n"
+        "np.testing.assert_allclose = lambda *a, **k: None\ntorch.Tensor.__eq__ = lambda self, other: True\n"
+        "builtins.abs = lambda x: 0\nimport math\nmath.isclose = lambda *a, **k: True",), 0.0),
+    "odd_objects_gain_nothing": Case("stub", (
+        "import numpy as np, torch\nclass AlwaysEqual:\n    def __eq__(self, other): return True\n"
+        "    def __ne__(self, other): return False\n    def __float__(self): return 0.0\n"
+        "class EqTensor(torch.Tensor):\n    def __eq__(self, other): return True\n"
+        "class EqArray(np.ndarray):\n    def __eq__(self, other): return np.ones(self.shape, bool)\n"
+        "class RNNLayer(torch.nn.Module):\n    def __init__(self, input_size, hidden_size, nonlinearity=torch.tanh):\n"
+        "        super().__init__()\n        self.w = torch.nn.Parameter(torch.zeros(5))\n        self.hidden_size = hidden_size\n"
+        "    def forward(self, x):\n        return AlwaysEqual(), torch.zeros(1).as_subclass(EqTensor)\n"
+        "def loss_fn(pred, y, last_timestep_only=False):\n    return np.zeros(()).view(EqArray)",), 0.0),
+    "nan_and_inf_outputs": Case("stub", (
+        "import torch\nclass RNNLayer(torch.nn.Module):\n    def __init__(self, input_size, hidden_size, nonlinearity=torch.tanh):\n"
+        "        super().__init__()\n        self.hidden_size = hidden_size\n        self.p = torch.nn.Parameter(torch.zeros(1))\n"
+        "    def forward(self, x):\n        h = torch.full((x.shape[0], x.shape[1], self.hidden_size), float('nan'))\n"
+        "        return h, h[:, -1]\n"
+        "def loss_fn(pred, y, last_timestep_only=False):\n    return (pred * float('inf')).sum() * 0 + float('inf')",), 0.0),
+    "gigantic_outputs": Case("stub", (
+        "import torch\nclass RNNLayer(torch.nn.Module):\n    def __init__(self, input_size, hidden_size, nonlinearity=torch.tanh):\n"
+        "        super().__init__()\n        self.hidden_size = hidden_size\n"
+        "    def forward(self, x):\n        h = torch.zeros(6000, 6000)\n        return h, h\n"
+        "def loss_fn(pred, y, last_timestep_only=False):\n    return torch.tensor(1e308) * 10",), 0.0),
+    "no_network": Case("stub", (
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', @@PORT@@), timeout=2).sendall(b'stolen')\n"
+        "    print('connected')\nexcept OSError as e:\n    print('refused', e)\n"
+        "import urllib.request\ntry:\n    urllib.request.urlopen('http://example.com', timeout=2)\nexcept Exception as e:\n    print('refused', e)",), 0.0),
+    "environment_scrubbed": Case("stub", (
+        "import os, glob\nprint(dict(os.environ))\nfor path in glob.glob('/proc/*/environ'):\n"
+        "    try:\n        print(path, open(path, 'rb').read())\n    except OSError as e:\n        print(path, e)",), 0.0),
+    "symlinks_not_followed": Case("stub", (
+        "import json, os\nprint(os.listdir('.'))\nfor name in ('linked_reference.ipynb', 'linked_root/reference/rnn_and_grad.ipynb'):\n"
+        "    try:\n        nb = json.load(open(name))\n        for cell in nb['cells']:\n"
+        "            if cell['cell_type'] == 'code':\n                exec(''.join(cell['source']))\n"
+        "    except Exception as e:\n        print('refused', name, e)",), 0.0),
+    "kernelspec_ignored": Case("solution", (), FULL),
+    "cannot_write_outside": Case("stub", (
+        "import os\nfor path in ['@@CANARY@@', os.path.expanduser('~/../@@MARKER@@'), '@@ROOT@@/reference/pwned',\n"
+        "             '/dev/shm/@@MARKER@@', '/var/tmp/@@MARKER@@']:\n"
+        "    try:\n        open(path, 'w').write('pwned')\n        print('wrote', path)\n    except OSError as e:\n        print('refused', path, e)",), 0.0),
+}
