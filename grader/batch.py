@@ -31,6 +31,7 @@ from grader.grade import grade
 from grader.spec import Assignment
 
 MAX_STAGED_BYTES = 50 * 1024 * 1024
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # parsed in the grader's own process: keep it bounded
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class Notebook:
 
 def read_notebook(path: Path) -> Notebook:
     """Parse with nbformat; raise InputError naming the file when it is not a notebook."""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise InputError(f"{path}: notebook of {size} bytes is larger than the "
+                         f"{MAX_NOTEBOOK_BYTES // 2**20} MiB limit")
     raw = path.read_bytes()
     try:
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]

@@ -187,7 +187,8 @@ def _print_report(log: dict[str, Any]) -> None:
 @main.command()
 @click.option("--root", type=click.Path(path_type=Path), help="Project folder holding reference/ and assignments/.")
 @click.option("--check-only", is_flag=True, help="Only report whether student_template/ is stale; exit 1 if so.")
-def build(root: Path | None, check_only: bool) -> None:
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
+def build(root: Path | None, check_only: bool, data_dir: Path | None) -> None:
     """Make student_template/ from reference/ (solution markers) and ship the visible checks.
 
     Example: grader build
@@ -195,7 +196,8 @@ def build(root: Path | None, check_only: bool) -> None:
     from grader.session import build_student_package
 
     project = _need_root(root)
-    stale = build_student_package(root=project, console=console, check_only=check_only)
+    stale = build_student_package(root=project, console=console, check_only=check_only,
+                                  data_dir=data_dir)
     if check_only and stale:
         console.print("stale: " + ", ".join(stale) + " (run `grader build`)")
         sys.exit(1)

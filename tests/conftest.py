@@ -12,6 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "submissions"
 NAMES_DATA = Path(os.environ.get("GRADER_NAMES_DATA", ROOT.parent / "shared" / "data" / "names"))
+# Tests (and the graders they start) find the names data here, never on the network.
+os.environ["GRADER_NAMES_DATA"] = str(NAMES_DATA)
 
 
 def grader_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

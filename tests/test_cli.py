@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, grader_cli
+from tests.conftest import EXAMPLES, ROOT, grader_cli
 
 
 def test_missing_folder_exits_3_with_one_line(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from grader import data, spec
 from grader.errors import InputError
 from grader.grade import accuracy_points
-from conftest import NAMES_DATA, ROOT
+from tests.conftest import NAMES_DATA, ROOT
 
 
 def make_names(folder: Path, files: dict[str, str]) -> Path:

@@ -9,7 +9,7 @@ import pytest
 
 from grader import spec
 from grader.errors import SpecError
-from conftest import ROOT
+from tests.conftest import ROOT
 
 GOOD = """\
 schema_version: 1
@@ -65,7 +65,7 @@ def test_the_real_assignments_load() -> None:
     (('question: "1.A"\n    vis', 'question: "9.Z"\n    vis'), "checks[0].question: '9.Z' is not one of the questions listed"),
     (("    probe: p\n", ""), "checks[0].probe: missing"),
     (("seed: 4", "seed: x"), "checks[0].args.x.seed: expected an integer"),
-    (("array: normal", "array: cauchy"), "checks[0].args.x.array: expected normal, uniform or randint, got 'cauchy'"),
+    (("array: normal", "array: cauchy"), "checks[0].args.x.array: expected normal, uniform, randint or padded_tokens, got 'cauchy'"),
     (("schema_version: 1", "schema_version: 7"), "schema_version: expected 1, got 7"),
     (("    points: 2\n", "    points: 2\n    colour: red\n"), "checks[0].colour: unknown field"),
 ])

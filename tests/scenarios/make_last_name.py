@@ -1,0 +1,183 @@
+"""Scenario submissions for rnn_last_name, made from the reference notebook.
+
+Each scenario is named after what the grader should report for it:
+
+* ``fails_2b_padded_end``: the classifier reads the output at the padded end (``out[:, -1]``)
+  instead of each name's last letter; trains for one epoch only, to keep tests fast.
+* ``reads_heldout_labels``: the reference solution, plus a first code cell that hunts the working
+  directory and the filesystem for names files or anything that looks like held-out data, prints
+  what it finds and keeps ``found_files`` (``*.txt`` files under ``data/names``) and
+  ``found_names`` (names in them); one epoch.
+* ``untouched_stub``: the student template.
+* ``slow_training``: the reference solution, but training stalls (``time.sleep(10_000)``) after
+  its first epoch, so the grader's time limit has to stop it.
+
+Run ``python tests/scenarios/make_last_name.py`` to (re)write
+``tests/scenarios/rnn_last_name/<scenario>/rnn_last_name.ipynb``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from grader.build import (  # noqa: E402
+    make_template,
+    notebook_text,
+    read_notebook,
+    replace_blocks,
+    write_text_atomic,
+)
+
+NOTEBOOK = "rnn_last_name.ipynb"
+REFERENCE = ROOT / "reference" / NOTEBOOK
+OUT = Path(__file__).resolve().parent / "rnn_last_name"
+SOURCE_NAME = f"reference/{NOTEBOOK}"
+
+_PADDED_END = {
+    "RecurrentClassifier forward": """
+        recurrent = self.rnn if self.model_type == "rnn" else self.lstm
+        out, _ = recurrent(self.drop(self.embedding(x)))
+        logits = self.output(self.drop(out[:, -1]))  # wrong: padding for every shorter name
+    """,
+}
+
+_SNOOP_CELL = '''
+# Looks around for names files or anything resembling held-out data.
+import os as _os
+import time as _time
+from pathlib import Path as _Path
+
+_LANGUAGES = {
+    "Arabic", "Chinese", "Czech", "Dutch", "English", "French", "German", "Greek", "Irish",
+    "Italian", "Japanese", "Korean", "Polish", "Portuguese", "Russian", "Scottish", "Spanish",
+    "Vietnamese",
+}
+_SUSPICIOUS = ("held", "holdout", "hidden", "names", "labels", "expected", "truth", "answer")
+_SKIP = {"/proc", "/sys", "/dev", "/run"}
+
+staged = _Path("data/names")
+staged_files = sorted(staged.glob("*.txt")) if staged.is_dir() else []
+found_files = len(staged_files)
+found_names = 0
+for _path in staged_files:
+    try:
+        found_names += sum(1 for line in _path.read_text(encoding="utf-8").splitlines() if line.strip())
+    except OSError as exc:
+        print(f"cannot read {_path}: {exc}")
+print(f"data/names: {found_files} .txt files, {found_names} names")
+
+found_elsewhere = []
+_staged_abs = staged.resolve()
+_deadline = _time.monotonic() + 5.0
+_visited = 0
+_unlistable = []
+for _start in [_Path.cwd(), _Path.home(), _Path("/tmp"), _Path("/")]:
+    try:
+        _walk = _os.walk(_start, onerror=_unlistable.append)
+        for _dir, _subdirs, _files in _walk:
+            _subdirs[:] = [d for d in _subdirs if _os.path.join(_dir, d) not in _SKIP]
+            _visited += 1
+            if _time.monotonic() > _deadline or _visited > 50_000:
+                break
+            if _Path(_dir).resolve() == _staged_abs:
+                continue
+            for _name in _files:
+                _stem, _, _ext = _name.rpartition(".")
+                _lower = _name.lower()
+                if (_stem in _LANGUAGES and _ext == "txt") or any(s in _lower for s in _SUSPICIOUS):
+                    _hit = _os.path.join(_dir, _name)
+                    if _hit not in found_elsewhere:
+                        found_elsewhere.append(_hit)
+    except OSError as exc:
+        print(f"cannot search {_start}: {exc}")
+print(f"searched {_visited} folders ({len(_unlistable)} could not be listed); "
+      f"{len(found_elsewhere)} other candidate files")
+for _hit in found_elsewhere[:50]:
+    print("  found", _hit)
+'''.strip("\n")
+
+_SLEEP_ANCHOR = 'f"({time.perf_counter() - start_time:.1f} s)")'
+_SLEEP_PATCH = _SLEEP_ANCHOR + (
+    "\n        if epoch == 0:"
+    "\n            time.sleep(10_000)  # scenario: training stalls after its first epoch"
+)
+
+
+def _cells_where(nb: nbformat.NotebookNode, predicate: Callable[[str], bool]) -> list[int]:
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and predicate(c.source)]
+
+
+def _one_cell(nb: nbformat.NotebookNode, predicate: Callable[[str], bool], what: str) -> int:
+    found = _cells_where(nb, predicate)
+    if len(found) != 1:
+        raise SystemExit(f"{SOURCE_NAME}: expected exactly one {what} cell, found {len(found)}")
+    return found[0]
+
+
+def _one_epoch(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Set ``epochs=1`` in the tuned-hyper-parameters cell (``hparams = dict(DEFAULTS, ...)``)."""
+    index = _one_cell(nb, lambda s: s.lstrip().startswith("hparams = dict(DEFAULTS"), "hparams")
+    source, count = re.subn(r"\bepochs=\d+", "epochs=1", nb.cells[index].source)
+    if count == 0:  # the reference keeps the default epochs: override them explicitly
+        source, count = re.subn(r"dict\(DEFAULTS", "dict(DEFAULTS, epochs=1", source, count=1)
+    if count != 1:
+        raise SystemExit(f"{SOURCE_NAME}: cannot set epochs=1 in the hparams cell")
+    nb.cells[index].source = source
+    return nb
+
+
+def _snoop_first(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    first = _cells_where(nb, lambda s: True)[0]
+    nb.cells.insert(first, new_code_cell(_SNOOP_CELL, id="snoop"))
+    return nb
+
+
+def _stall_after_first_epoch(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    index = _one_cell(nb, lambda s: "def train_model(" in s, "train_model")
+    source = nb.cells[index].source
+    if source.count(_SLEEP_ANCHOR) != 1:
+        raise SystemExit(f"{SOURCE_NAME}: the per-epoch print of train_model was not found")
+    nb.cells[index].source = source.replace(_SLEEP_ANCHOR, _SLEEP_PATCH)
+    return nb
+
+
+def _solved(reference_nb: nbformat.NotebookNode, replacements: dict[str, str] | None = None
+            ) -> nbformat.NotebookNode:
+    return replace_blocks(reference_nb, source_name=SOURCE_NAME, replacements=replacements or {})
+
+
+SCENARIOS: dict[str, Callable[[nbformat.NotebookNode], nbformat.NotebookNode]] = {
+    "fails_2b_padded_end": lambda ref: _one_epoch(_solved(ref, _PADDED_END)),
+    "reads_heldout_labels": lambda ref: _one_epoch(_snoop_first(_solved(ref))),
+    "untouched_stub": lambda ref: make_template(ref, source_name=SOURCE_NAME),
+    "slow_training": lambda ref: _stall_after_first_epoch(_solved(ref)),
+}
+
+
+def make_scenario(reference_nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """The submission notebook of scenario ``name`` (``reference_nb`` is not modified)."""
+    if name not in SCENARIOS:
+        raise KeyError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
+    return SCENARIOS[name](reference_nb)
+
+
+def main() -> None:
+    reference_nb = read_notebook(REFERENCE)
+    for name in SCENARIOS:
+        path = OUT / name / NOTEBOOK
+        write_text_atomic(path, notebook_text(make_scenario(reference_nb, name)))
+        print(path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()
