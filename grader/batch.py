@@ -292,7 +292,8 @@ def student_dirs(submissions: Path) -> list[Path]:
 
 def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.Limits,
                  on_done: Callable[[dict[str, Any]], None],
-                 first_worker: Worker | None = None) -> list[dict[str, Any]]:
+                 first_worker: Worker | None = None,
+                 worker_stats: list[dict[str, int]] | None = None) -> list[dict[str, Any]]:
     """Grade ``dirs`` with ``jobs`` warm workers; workers start lazily, only when needed.
 
     ``first_worker`` (already warm, owned by the caller) serves the first thread.
@@ -326,6 +327,9 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
         except BaseException as exc:  # surfaced in the caller's thread
             failures.append(exc)
         finally:
+            if worker is not None and worker_stats is not None:
+                worker_stats.append({"worker_rss_kb": worker.rss_kb(),
+                                     "peak_submission_rss_kb": worker.peak_child_rss_kb})
             if worker is not None and owned:
                 worker.close()
 

@@ -90,8 +90,9 @@ def main() -> None:
 @click.option("--force", is_flag=True, help="Regrade even where an up-to-date log exists.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
 @click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
+@click.option("--checks", "checks_dir", type=click.Path(path_type=Path), help="A checks bundle (grader bundle) to grade with instead of reference/.")
 def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int, force: bool,
-        data_dir: Path | None, root: Path | None) -> None:
+        data_dir: Path | None, root: Path | None, checks_dir: Path | None) -> None:
     """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
 
     Writes <out>/<student>/submission_log.json and <out>/summary.csv.
@@ -101,14 +102,18 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
     from grader.session import GradingSession
 
     started = time.perf_counter()
-    project = _need_root(root)
     dirs = batch.student_dirs(submissions)
     if not dirs:
         raise InputError(f"{submissions}: no student folders (expected {submissions}/<student>/<notebook>.ipynb)")
-    a = _choose_assignment(project, dirs, assignment)
+    if checks_dir is not None:
+        a = spec.load(checks_dir)
+        project = checks_dir
+    else:
+        project = _need_root(root)
+        a = _choose_assignment(project, dirs, assignment)
     out_dir = out_dir or submissions.resolve().parent / "grades"
     with GradingSession(root=project, assignment=a, out_dir=out_dir, force=force,
-                        data_dir=data_dir, console=console) as session:
+                        data_dir=data_dir, console=console, checks_dir=checks_dir) as session:
         previous = {d.name: report.read_log(out_dir / d.name / report.LOG_NAME) for d in dirs}
         with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
@@ -201,3 +206,30 @@ def build(root: Path | None, check_only: bool, data_dir: Path | None) -> None:
     if check_only and stale:
         console.print("stale: " + ", ".join(stale) + " (run `grader build`)")
         sys.exit(1)
+
+
+@main.command()
+@click.argument("assignment")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write the bundle into.")
+@click.option("--visible-only", is_flag=True, help="Leave the hidden checks out (what students get).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
+@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
+def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | None,
+           root: Path | None) -> None:
+    """Write a checks bundle: the spec, probes and expected values, without reference/.
+
+    `grader run --checks DIR` grades with it on a machine that has no reference solution.
+
+    Example: grader bundle rnn_and_grad --out build/rnn_and_grad-checks
+    """
+    from grader.execute import Worker
+    from grader.session import checks_bundle
+
+    project = _need_root(root)
+    a = spec.find(project, assignment)
+    with Worker(limits=batch.limits_for(a)) as worker:
+        files = checks_bundle(a, root=project, dest=out_dir, worker=worker, data_dir=data_dir,
+                              include_hidden=not visible_only)
+    for path, content in files.items():
+        report.atomic_write(path, content)
+        click.echo(f"wrote {path}")

@@ -79,6 +79,7 @@ class Worker:
         """``confine=False`` runs without any protection: only for measuring what it costs."""
         self.limits = limits
         self.confine = confine
+        self.peak_child_rss_kb = 0
         self.slot = slot or f"{os.getpid()}-{secrets.token_hex(3)}"
         self.cgroups, self.cgroup_report = (sandbox.make_cgroups(self.slot, limits) if confine
                                             else ([], {"cgroups": "off: unconfined (benchmark)"}))
@@ -107,6 +108,16 @@ class Worker:
             self.close()
             raise SandboxError(f"the grading worker failed to start: {detail or stderr.strip()}")
         self._control.settimeout(None)
+
+    def rss_kb(self) -> int:
+        """The warm worker's own resident memory now."""
+        try:
+            for line in Path(f"/proc/{self._proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
 
     def __enter__(self) -> Worker:
         return self
@@ -303,7 +314,8 @@ class Worker:
             except ProcessLookupError:
                 pass
             os.close(pidfd)
-        self._control_call({"cmd": "reap", "pid": holder})
+        reaped = self._control_call({"cmd": "reap", "pid": holder})
+        self.peak_child_rss_kb = max(self.peak_child_rss_kb, int(reaped.get("maxrss_kb", 0)))
         # Without a pid namespace, strays are found through the slot's cgroup instead.
         for _ in range(200):
             pids = sandbox.cgroup_pids(self.cgroups)

@@ -26,7 +26,9 @@ class GradingSession:
 
     def __init__(self, *, root: Path, assignment: spec.Assignment, out_dir: Path,
                  force: bool = False, data_dir: Path | None = None,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, checks_dir: Path | None = None) -> None:
+        """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``."""
+        self.checks_dir = checks_dir
         self.root = root
         self.assignment = assignment
         self.out_dir = out_dir
@@ -36,6 +38,7 @@ class GradingSession:
         self.limits = batch.limits_for(assignment)
         self._workers: list[Worker] = []
         self.ctx: batch.Context | None = None
+        self.worker_stats: list[dict[str, int]] = []
 
     def __enter__(self) -> GradingSession:
         a = self.assignment
@@ -43,13 +46,19 @@ class GradingSession:
         first = Worker(limits=self.limits)
         self._workers.append(first)
         prepared = _prepare_data(a, self.data_dir)
-        expected = batch.expected_values(
-            assignment=a, reference=reference, worker=first,
-            cache_dir=self.out_dir / CACHE_DIR,
-            stage_extra=prepared.stage if prepared else None,
-            extra_args=prepared.probe_args if prepared else None)
+        if self.checks_dir is not None:
+            expected, ref_sha = load_expected(self.checks_dir)
+        else:
+            expected = batch.expected_values(
+                assignment=a, reference=reference, worker=first,
+                cache_dir=self.out_dir / CACHE_DIR,
+                stage_extra=prepared.stage if prepared else None,
+                extra_args=prepared.probe_args if prepared else None)
+            ref_sha = batch.read_notebook(reference).sha256
+        missing = [c.name for c in a.checks if c.kind != "accuracy" and c.request_key not in expected]
+        if missing:
+            raise SpecError(f"no expected values for check(s) {', '.join(missing)}")
         warn_protections(first.cgroup_report, self.console)
-        ref_sha = batch.read_notebook(reference).sha256
         self.ctx = batch.Context(
             assignment=a, expected=expected, out_dir=self.out_dir,
             fingerprint=batch.run_fingerprint(a, ref_sha, prepared.fingerprint if prepared else ""),
@@ -75,10 +84,24 @@ class GradingSession:
             on_done(result)
 
         results = batch.run_parallel(self.ctx, dirs, jobs=jobs, limits=self.limits,
-                                     on_done=done, first_worker=self._workers[0])
+                                     on_done=done, first_worker=self._workers[0],
+                                     worker_stats=self.worker_stats)
         logs = list(batch.iter_logs(self.out_dir))
         report.write_summary(self.out_dir, logs, [q.id for q in self.assignment.questions])
         return results
+
+
+def load_expected(checks_dir: Path) -> tuple[dict[str, Any], str]:
+    """Expected values shipped in a checks bundle, and a fingerprint of them."""
+    import hashlib
+
+    path = checks_dir / "expected.json"
+    try:
+        raw = path.read_bytes()
+        values = {k: wire.decode_value(v) for k, v in json.loads(raw).items()}
+    except (OSError, ValueError, wire.WireError) as exc:
+        raise SpecError(f"{path}: cannot read expected values ({exc})") from None
+    return values, hashlib.sha256(raw).hexdigest()
 
 
 def _prepare_data(a: spec.Assignment, data_dir: Path | None, *, missing_ok: bool = False) -> Any:
@@ -115,7 +138,7 @@ def self_check(*, notebook: Path, checks_dir: Path | None, root: Path | None,
     if (shipped / "expected.json").is_file():
         console.print(f"checks from {shipped}/", markup=False, highlight=False)
         a = spec.load(shipped).visible_only()
-        expected = {k: wire.decode_value(v) for k, v in json.loads((shipped / "expected.json").read_text()).items()}
+        expected = load_expected(shipped)[0]
         reference = None
     elif root is not None and (root / "assignments" / name).is_dir():
         a = spec.find(root, name).visible_only()
@@ -175,10 +198,23 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
 def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, worker: Worker,
                     data_dir: Path | None) -> dict[Path, bytes]:
     """The visible checks' spec, probes and expected values, never the hidden ones."""
-    visible = a.visible_only()
+    return checks_bundle(a, root=root, dest=template_dir / "checks" / a.name, worker=worker,
+                         data_dir=data_dir, include_hidden=False)
+
+
+def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, worker: Worker,
+                  data_dir: Path | None, include_hidden: bool) -> dict[Path, bytes]:
+    """Files that let ``grader`` grade without ``reference/``: spec, probes, expected values.
+
+    With ``include_hidden`` (an instructor's bundle, e.g. for Gradescope) the hidden checks and
+    their expected values are in it; without (the student template) they are not.
+    """
+    visible = a if include_hidden else a.visible_only()
     raw = yaml.safe_load((a.directory / "assignment.yaml").read_text())
-    raw["checks"] = [c for c in raw["checks"] if c.get("visibility") == "visible"]
-    if a.data is not None:
+    if not include_hidden:
+        raw["checks"] = [c for c in raw["checks"]
+                         if c.get("visibility") == "visible" and c.get("kind") != "accuracy"]
+    if a.data is not None and not include_hidden:
         raw.get("data", {}).pop("holdout_salt", None)
     reference = root / "reference" / a.notebook
     if not reference.is_file():
@@ -188,8 +224,8 @@ def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, worker: 
         assignment=visible, reference=reference, worker=worker, cache_dir=None,
         stage_extra=prepared.stage if prepared else None,
         extra_args=prepared.probe_args if prepared else None)
-    dest = template_dir / "checks" / a.name
-    header = "# Visible checks only, generated by `grader build` from assignments/. Do not edit.\n"
+    header = ("# Generated by grader from assignments/. Do not edit.\n" if include_hidden else
+              "# Visible checks only, generated by `grader build` from assignments/. Do not edit.\n")
     return {
         dest / "assignment.yaml": (header + yaml.safe_dump(raw, sort_keys=False)).encode(),
         dest / visible.probes_path.name: visible.probes_path.read_bytes(),
