@@ -214,7 +214,8 @@ class Worker:
         theirs.close()
         init_pidfd: int | None = None
         self._cell_deadline = float("inf")
-        notebook_deadline = time.monotonic() + self.limits.notebook_seconds
+        # The child's own (soft) notebook limit should fire first; this one is for when it can't.
+        notebook_deadline = time.monotonic() + self.limits.notebook_seconds + GRACE_SECONDS
         hard = self.limits.cell_seconds + GRACE_SECONDS
         try:
             msg = self._recv(ours, time.monotonic() + 30)

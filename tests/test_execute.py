@@ -1,0 +1,51 @@
+"""The executor on its own: limits and re-runs, with small inline notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from grader.execute import Worker
+from grader.sandbox import Limits
+
+PROBES = "def get(ns, *, name):\n    return {'value': ns[name]}\n"
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[Worker]:
+    with Worker(limits=Limits(cell_seconds=2, notebook_seconds=4, probe_seconds=2)) as w:
+        yield w
+
+
+def test_markdown_cells_keep_their_notebook_positions(worker: Worker, tmp_path: Path) -> None:
+    ex = worker.run(workdir=tmp_path, cells=[None, "a = 1", None, "b = a + 1"], probes_source=PROBES,
+                    requests={"b": ("get", {"name": "b"})})
+    assert [(c.index, c.status) for c in ex.cells] == [(1, "ok"), (3, "ok")]
+    assert ex.answers["b"].value == {"value": 2}
+
+
+def test_notebook_limit_stops_later_cells_but_keeps_probes(worker: Worker, tmp_path: Path) -> None:
+    cells = ["import time\nx = 1", "time.sleep(1.5)", "time.sleep(1.5)", "time.sleep(1.5)", "y = 2"]
+    ex = worker.run(workdir=tmp_path, cells=cells, probes_source=PROBES,
+                    requests={"x": ("get", {"name": "x"}), "y": ("get", {"name": "y"})})
+    statuses = [c.status for c in ex.cells]
+    assert statuses[:3] == ["ok", "ok", "ok"] and statuses[3] == "timeout" and statuses[4] == "timeout"
+    assert ex.cells[4].error == {"ename": "TimeoutError", "traceback": "",
+                                 "evalue": "the notebook's time limit was reached before this cell"}
+    assert not ex.complete
+    assert ex.answers["x"].value == {"value": 1}
+    assert ex.answers["y"].ok is False  # never defined
+
+
+def test_a_hung_probe_is_killed_and_the_others_still_answer(worker: Worker, tmp_path: Path) -> None:
+    probes = PROBES + ("def hang(ns):\n    import signal\n    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                       "    while True:\n        pass\n")
+    ex = worker.run(workdir=tmp_path, cells=["z = 3"], probes_source=probes,
+                    requests={"a": ("hang", {}), "b": ("get", {"name": "z"})})
+    assert ex.answers["a"].ok is False and ex.answers["a"].error is not None
+    assert ex.answers["a"].error["kind"] == "killed"
+    assert ex.answers["b"].value == {"value": 3}
+    assert ex.attempts == 2
+    assert ex.events == ("check input a: the check did not finish within 5 s; killed; ran the notebook again without it",)
