@@ -58,21 +58,28 @@ def load_names(folder: Path) -> dict[str, list[str]]:
     return dict(sorted(data.items()))
 
 
-def is_held_out(name: str, *, salt: str, fraction: float) -> bool:
-    digest = hashlib.sha256(f"{salt}\0{name}".encode()).digest()
+def is_held_out(name: str, language: str, *, salt: str, fraction: float) -> bool:
+    digest = hashlib.sha256(f"{salt}\0{language}\0{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
 def split(data: dict[str, list[str]], *, salt: str, fraction: float
           ) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
-    """(what the student sees, held-out (name, language) pairs); a name is out everywhere."""
+    """(what the student sees, held-out (name, language) pairs).
+
+    A held-out pair leaves with every copy of it (the files repeat some names many times), so
+    its label never reaches the student; it is scored once, not once per copy.
+    """
     visible: dict[str, list[str]] = {}
     held: list[tuple[str, str]] = []
     for language, names in data.items():
         visible[language] = []
+        seen: set[str] = set()
         for name in names:
-            if is_held_out(name, salt=salt, fraction=fraction):
-                held.append((name, language))
+            if is_held_out(name, language, salt=salt, fraction=fraction):
+                if name not in seen:
+                    held.append((name, language))
+                    seen.add(name)
             else:
                 visible[language].append(name)
     empty = [lang for lang, names in visible.items() if not names]

@@ -94,6 +94,8 @@ def preload() -> None:
         "import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)])",
                    store_history=False, silent=True)
     del shell
+    # A pristine shell, made once: every child inherits a copy with an empty namespace.
+    _PRELOADED["shell"] = _configure_shell(InteractiveShell(config=config))  # type: ignore[no-untyped-call]
     # Move everything imported so far out of the collector's reach: a child's first full
     # collection would otherwise walk (and copy-on-write) every object torch created.
     import gc
@@ -370,8 +372,12 @@ def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], 
 
 
 def _new_shell(out: _CappedText) -> Any:
-    shell_class = _PRELOADED["shell_class"]
-    shell = shell_class(config=_PRELOADED["config"])
+    if "shell" in _PRELOADED:
+        return _PRELOADED["shell"]
+    return _configure_shell(_PRELOADED["shell_class"](config=_PRELOADED["config"]))
+
+
+def _configure_shell(shell: Any) -> Any:
     # Keep our Agg backend: %matplotlib inline would route figures to a display we don't have.
     shell.register_magic_function(lambda line="": None, "line", "matplotlib")
     shell.showtraceback = lambda *a, **k: None  # errors are reported structurally, not printed

@@ -56,9 +56,10 @@ def test_real_data_set_and_split() -> None:
     loaded = data.load_names(NAMES_DATA)
     assert len(loaded) == 18 and sum(len(v) for v in loaded.values()) == 20050
     visible, held = data.split(loaded, salt="rnn_last_name", fraction=0.1)
-    held_names = {n for n, _ in held}
-    assert 0.08 < len(held) / 20050 < 0.12
-    assert not held_names & {n for names in visible.values() for n in names}
+    assert len(held) == len(set(held)) == 1779  # distinct (name, language) pairs
+    for name, language in held:  # every copy of a held-out pair left the student's data
+        assert name not in visible[language]
+    assert sum(len(v) for v in visible.values()) + sum(loaded[lang].count(n) for n, lang in held) == 20050
     again = data.split(loaded, salt="rnn_last_name", fraction=0.1)
     assert again == (visible, held)
     other = data.split(loaded, salt="another course", fraction=0.1)
@@ -104,8 +105,7 @@ def test_held_out_labels_stay_in_the_grader(tmp_path: Path) -> None:
     assert prepared is not None
     prepared.stage(tmp_path)
     staged = data.load_names(tmp_path / "data" / "names")
-    held = {n for n, _ in prepared.held_out}
-    assert not held & {n for names in staged.values() for n in names}
+    assert all(name not in staged[language] for name, language in prepared.held_out)
     (key,) = prepared.probe_args
     assert set(prepared.probe_args[key]) == {"names"}  # names only, never labels
     assert len(prepared.truth[key]["labels"]) == len(prepared.held_out)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from grader.build import (  # noqa: E402
+from grader.build import (
     make_template,
     notebook_text,
     read_notebook,
@@ -51,7 +51,7 @@ _PADDED_END = {
     """,
 }
 
-_SNOOP_CELL = '''
+_SNOOP_CELL = """
 # Looks around for names files or anything resembling held-out data.
 import os as _os
 import time as _time
@@ -62,7 +62,9 @@ _LANGUAGES = {
     "Italian", "Japanese", "Korean", "Polish", "Portuguese", "Russian", "Scottish", "Spanish",
     "Vietnamese",
 }
-_SUSPICIOUS = ("held", "holdout", "hidden", "names", "labels", "expected", "truth", "answer")
+_SUSPICIOUS_PARTS = ("heldout", "held_out", "held-out", "holdout", "hidden")
+_SUSPICIOUS_STEMS = {"names", "labels", "expected", "truth", "answers", "test", "data"}
+_DATA_EXTS = {"txt", "json", "csv", "npy", "npz", "pkl", "pt", "zip"}
 _SKIP = {"/proc", "/sys", "/dev", "/run"}
 
 staged = _Path("data/names")
@@ -94,7 +96,9 @@ for _start in [_Path.cwd(), _Path.home(), _Path("/tmp"), _Path("/")]:
             for _name in _files:
                 _stem, _, _ext = _name.rpartition(".")
                 _lower = _name.lower()
-                if (_stem in _LANGUAGES and _ext == "txt") or any(s in _lower for s in _SUSPICIOUS):
+                if ((_stem in _LANGUAGES and _ext == "txt")
+                        or any(part in _lower for part in _SUSPICIOUS_PARTS)
+                        or (_stem.lower() in _SUSPICIOUS_STEMS and _ext in _DATA_EXTS)):
                     _hit = _os.path.join(_dir, _name)
                     if _hit not in found_elsewhere:
                         found_elsewhere.append(_hit)
@@ -104,7 +108,7 @@ print(f"searched {_visited} folders ({len(_unlistable)} could not be listed); "
       f"{len(found_elsewhere)} other candidate files")
 for _hit in found_elsewhere[:50]:
     print("  found", _hit)
-'''.strip("\n")
+""".strip("\n")
 
 _SLEEP_ANCHOR = 'f"({time.perf_counter() - start_time:.1f} s)")'
 _SLEEP_PATCH = _SLEEP_ANCHOR + (
@@ -113,23 +117,37 @@ _SLEEP_PATCH = _SLEEP_ANCHOR + (
 )
 
 
-def _cells_where(nb: nbformat.NotebookNode, predicate: Callable[[str], bool]) -> list[int]:
-    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and predicate(c.source)]
+def _cells_where(
+    nb: nbformat.NotebookNode, predicate: Callable[[str], bool]
+) -> list[int]:
+    return [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and predicate(c.source)
+    ]
 
 
-def _one_cell(nb: nbformat.NotebookNode, predicate: Callable[[str], bool], what: str) -> int:
+def _one_cell(
+    nb: nbformat.NotebookNode, predicate: Callable[[str], bool], what: str
+) -> int:
     found = _cells_where(nb, predicate)
     if len(found) != 1:
-        raise SystemExit(f"{SOURCE_NAME}: expected exactly one {what} cell, found {len(found)}")
+        raise SystemExit(
+            f"{SOURCE_NAME}: expected exactly one {what} cell, found {len(found)}"
+        )
     return found[0]
 
 
 def _one_epoch(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Set ``epochs=1`` in the tuned-hyper-parameters cell (``hparams = dict(DEFAULTS, ...)``)."""
-    index = _one_cell(nb, lambda s: s.lstrip().startswith("hparams = dict(DEFAULTS"), "hparams")
+    index = _one_cell(
+        nb, lambda s: s.lstrip().startswith("hparams = dict(DEFAULTS"), "hparams"
+    )
     source, count = re.subn(r"\bepochs=\d+", "epochs=1", nb.cells[index].source)
     if count == 0:  # the reference keeps the default epochs: override them explicitly
-        source, count = re.subn(r"dict\(DEFAULTS", "dict(DEFAULTS, epochs=1", source, count=1)
+        source, count = re.subn(
+            r"dict\(DEFAULTS", "dict(DEFAULTS, epochs=1", source, count=1
+        )
     if count != 1:
         raise SystemExit(f"{SOURCE_NAME}: cannot set epochs=1 in the hparams cell")
     nb.cells[index].source = source
@@ -146,14 +164,19 @@ def _stall_after_first_epoch(nb: nbformat.NotebookNode) -> nbformat.NotebookNode
     index = _one_cell(nb, lambda s: "def train_model(" in s, "train_model")
     source = nb.cells[index].source
     if source.count(_SLEEP_ANCHOR) != 1:
-        raise SystemExit(f"{SOURCE_NAME}: the per-epoch print of train_model was not found")
+        raise SystemExit(
+            f"{SOURCE_NAME}: the per-epoch print of train_model was not found"
+        )
     nb.cells[index].source = source.replace(_SLEEP_ANCHOR, _SLEEP_PATCH)
     return nb
 
 
-def _solved(reference_nb: nbformat.NotebookNode, replacements: dict[str, str] | None = None
-            ) -> nbformat.NotebookNode:
-    return replace_blocks(reference_nb, source_name=SOURCE_NAME, replacements=replacements or {})
+def _solved(
+    reference_nb: nbformat.NotebookNode, replacements: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
+    return replace_blocks(
+        reference_nb, source_name=SOURCE_NAME, replacements=replacements or {}
+    )
 
 
 SCENARIOS: dict[str, Callable[[nbformat.NotebookNode], nbformat.NotebookNode]] = {
@@ -164,7 +187,9 @@ SCENARIOS: dict[str, Callable[[nbformat.NotebookNode], nbformat.NotebookNode]] =
 }
 
 
-def make_scenario(reference_nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+def make_scenario(
+    reference_nb: nbformat.NotebookNode, name: str
+) -> nbformat.NotebookNode:
     """The submission notebook of scenario ``name`` (``reference_nb`` is not modified)."""
     if name not in SCENARIOS:
         raise KeyError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
