@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grader import batch, report, spec
+from grader import batch, feedback, report, spec
 from grader.errors import GraderError, InputError
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -127,6 +127,7 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                 progress.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f}/s")
 
             results = session.grade(dirs, jobs=jobs, on_done=done)
+    feedback.write_pages(out_dir, results, titles={q.id: q.title for q in a.questions})
     _summary(results, previous, time.perf_counter() - started, out_dir)
 
 
@@ -158,20 +159,32 @@ def _summary(results: list[dict[str, Any]], previous: dict[str, dict[str, Any] |
 @click.argument("notebook", type=click.Path(path_type=Path))
 @click.option("--checks", "checks_dir", type=click.Path(path_type=Path), help="Folder with assignment.yaml, probes.py, expected.json.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
-def check(notebook: Path, checks_dir: Path | None, data_dir: Path | None) -> None:
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Also write submission_log.json, figures/ and feedback.html here.")
+@click.option("--summary", "summary_file", type=click.Path(path_type=Path), help="Append a markdown table of the results to this file (in CI: $GITHUB_STEP_SUMMARY).")
+def check(notebook: Path, checks_dir: Path | None, data_dir: Path | None, out_dir: Path | None,
+          summary_file: Path | None) -> None:
     """Run the visible checks on one notebook and explain each result.
 
     Works from the student template alone (it ships what the visible checks need).
 
     Example: grader check rnn_and_grad.ipynb
+
+    Example: grader check rnn_and_grad.ipynb --out feedback/ --summary "$GITHUB_STEP_SUMMARY"
     """
     from grader.session import self_check
 
     if not notebook.is_file():
         raise InputError(f"{notebook}: no such notebook")
-    result = self_check(notebook=notebook, checks_dir=checks_dir, root=find_root(None),
-                        data_dir=data_dir, console=console)
+    if out_dir is None:
+        result = self_check(notebook=notebook, checks_dir=checks_dir, root=find_root(None),
+                            data_dir=data_dir, console=console)
+    else:
+        result = feedback.check_into(notebook=notebook, out_dir=out_dir, checks_dir=checks_dir,
+                                     root=find_root(None), data_dir=data_dir, console=console)
     _print_report(result)
+    if summary_file is not None:
+        with summary_file.open("a", encoding="utf-8") as f:
+            f.write(feedback.markdown_summary(result, visible_only=True))
 
 
 def _print_report(log: dict[str, Any]) -> None:
@@ -233,3 +246,73 @@ def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | 
     for path, content in files.items():
         report.atomic_write(path, content)
         click.echo(f"wrote {path}")
+
+
+# -- issue 6: CI, Gradescope, class overview ---------------------------------------------------
+
+@main.command("report")
+@click.argument("grades", type=click.Path(path_type=Path))
+@click.option("--csv", "csv_file", type=click.Path(path_type=Path), help="Write a gradebook CSV (student, score, max_score, per question) here.")
+@click.option("--markdown", is_flag=True, help="Print a markdown table instead (for a CI job summary).")
+def report_cmd(grades: Path, csv_file: Path | None, markdown: bool) -> None:
+    """Class overview of GRADES/<student>/submission_log.json: distribution, failed checks, errors.
+
+    Reads the logs only; nothing is graded again.
+
+    Example: grader report grades/ --csv gradebook.csv
+    """
+    from grader import overview
+
+    ov = overview.load(grades)
+    if markdown:
+        click.echo(overview.markdown(ov), nl=False)
+    else:
+        overview.print_overview(ov, out)
+    if csv_file is not None:
+        report.atomic_write(csv_file, overview.gradebook_csv(ov).encode())
+        console.print(f"wrote {csv_file}", markup=False, highlight=False)
+
+
+@main.command("gradescope-results")
+@click.argument("log_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Where to write it (default: results.json beside the log).")
+def gradescope_results(log_dir: Path, out_file: Path | None) -> None:
+    """Convert LOG_DIR/submission_log.json into Gradescope's results.json.
+
+    Example: grader gradescope-results grades/alice --out /autograder/results/results.json
+    """
+    import json
+
+    from grader import gradescope
+
+    log_path = log_dir / report.LOG_NAME if log_dir.is_dir() else log_dir
+    log = report.read_log(log_path)
+    if log is None:
+        raise InputError(f"{log_path}: no readable submission log")
+    results = gradescope.results_json(log)
+    problems = gradescope.validate_results(results)
+    if problems:
+        raise InputError(f"{log_path}: results.json would be invalid: {'; '.join(problems)}")
+    target = out_file or log_path.parent / "results.json"
+    report.atomic_write(target, (json.dumps(results, indent=2, allow_nan=False) + "\n").encode())
+    click.echo(f"wrote {target}: {results['score']:g} points")
+
+
+@main.command("gradescope-bundle")
+@click.argument("assignment")
+@click.option("--out", "out_zip", type=click.Path(path_type=Path), required=True, help="The zip to write (upload it as the Gradescope autograder).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder to ship, for assignments that need one.")
+@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
+def gradescope_bundle(assignment: str, out_zip: Path, data_dir: Path | None,
+                      root: Path | None) -> None:
+    """Build a Gradescope autograder zip: setup.sh, run_autograder, checks, grader, data.
+
+    Example: grader gradescope-bundle rnn_and_grad --out autograder.zip
+    """
+    from grader import gradescope
+
+    project = _need_root(root)
+    a = spec.find(project, assignment)
+    content = gradescope.build_zip(a, root=project, data_dir=data_dir)
+    report.atomic_write(out_zip, content)
+    click.echo(f"wrote {out_zip} ({len(content) // 1024} KiB)")

@@ -1,0 +1,261 @@
+"""Gradescope: a submission log as ``results.json``, and the autograder zip that produces it.
+
+Gradescope's contract (https://gradescope-autograders.readthedocs.io/en/latest/specs/): the zip
+holds ``setup.sh`` (run once, as root, when the image is built) and ``run_autograder`` (run per
+submission, in ``/autograder``), which must write ``/autograder/results/results.json``. Ours
+installs this package from the zip, grades ``/autograder/submission`` with the checks bundle
+(hidden checks included) and converts the log with ``grader gradescope-results``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import stat
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import grader
+from grader import batch, spec
+from grader.errors import InputError
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+STATUSES = ("passed", "failed")
+OUTPUT_FORMATS = ("text", "html", "simple_format", "md", "ansi")
+TOP_LEVEL_KEYS = {"score", "execution_time", "output", "output_format", "test_output_format",
+                  "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests",
+                  "leaderboard"}
+TEST_KEYS = {"score", "max_score", "status", "name", "name_format", "number", "output",
+             "output_format", "tags", "visibility", "extra_data"}
+TORCH_PIN = "torch==2.13.0"
+TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def _g(x: float) -> str:
+    return f"{x:g}"
+
+
+def results_json(log: dict[str, Any]) -> dict[str, Any]:
+    """Gradescope's results.json for one submission log.
+
+    Hidden checks are listed with their points but say only "hidden check", and are shown to the
+    student once grades are published, as the course's own hidden tests were.
+    """
+    tests: list[dict[str, Any]] = []
+    per_question: dict[str, int] = {}
+    for c in log.get("checks", []):
+        q = str(c.get("question", ""))
+        per_question[q] = per_question.get(q, 0) + 1
+        hidden = c.get("visibility") == "hidden"
+        if hidden:
+            output = "hidden check"
+        else:
+            output = str(c.get("message", ""))
+            if c.get("hint") and not c.get("passed"):
+                output += f"\nHint: {c['hint']}"
+        tests.append({
+            "name": str(c["name"]),
+            "number": f"{q}.{per_question[q]}",
+            "score": float(c["score"]),
+            "max_score": float(c["max_score"]),
+            "status": "passed" if c.get("passed") else "failed",
+            "output": output,
+            "tags": [q],
+            "visibility": "after_published" if hidden else "visible",
+        })
+    errors = [str(e.get("message", "")) for e in log.get("errors", [])]
+    if errors:
+        # Zero points, but a failed row the student sees first: why the other checks lost points.
+        tests.insert(0, {"name": "notebook runs without errors", "number": "0.1", "score": 0.0,
+                         "max_score": 0.0, "status": "failed", "output": "\n".join(errors),
+                         "tags": ["notebook"], "visibility": "visible"})
+    score, max_score = float(log.get("score", 0.0)), float(log.get("max_score", 0.0))
+    lines = [f"{log.get('assignment', '')}: {_g(score)} / {_g(max_score)} points."]
+    if errors:
+        lines.append(f"Your notebook did not run cleanly ({len(errors)} error(s)); "
+                     "see 'notebook runs without errors' below.")
+    seconds = float(log.get("timings", {}).get("total_seconds", 0.0))
+    return {
+        "score": score,
+        "execution_time": int(math.ceil(seconds)) if math.isfinite(seconds) else 0,
+        "output": "\n".join(lines),
+        "output_format": "text",
+        "test_output_format": "text",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def validate_results(d: Any) -> list[str]:
+    """Problems with ``d`` as a Gradescope results.json (empty list: none found)."""
+    if not isinstance(d, dict):
+        return [f"results must be a JSON object, not {type(d).__name__}"]
+    problems = [f"unknown top-level key {k!r}" for k in sorted(set(d) - TOP_LEVEL_KEYS)]
+    tests = d.get("tests")
+    if "score" not in d and not (isinstance(tests, list) and tests
+                                 and all(isinstance(t, dict) and "score" in t for t in tests)):
+        problems.append("'score' is required unless every test has one")
+    if "score" in d and not _is_number(d["score"]):
+        problems.append(f"'score' must be a finite number, not {d['score']!r}")
+    if "execution_time" in d and not _is_number(d["execution_time"]):
+        problems.append("'execution_time' must be a number of seconds")
+    if "output" in d and not isinstance(d["output"], str):
+        problems.append("'output' must be a string")
+    for key in ("output_format", "test_output_format", "test_name_format"):
+        if key in d and d[key] not in OUTPUT_FORMATS:
+            problems.append(f"'{key}' must be one of {', '.join(OUTPUT_FORMATS)}")
+    for key in ("visibility", "stdout_visibility"):
+        if key in d and d[key] not in VISIBILITIES:
+            problems.append(f"'{key}' must be one of {', '.join(VISIBILITIES)}, not {d[key]!r}")
+    if "extra_data" in d and not isinstance(d["extra_data"], dict):
+        problems.append("'extra_data' must be an object")
+    if tests is None:
+        return problems
+    if not isinstance(tests, list):
+        return problems + ["'tests' must be a list"]
+    for i, t in enumerate(tests):
+        where = f"tests[{i}]"
+        if not isinstance(t, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        problems += [f"{where}: unknown key {k!r}" for k in sorted(set(t) - TEST_KEYS)]
+        for key in ("name", "output", "number"):
+            if key in t and not isinstance(t[key], str):
+                problems.append(f"{where}.{key} must be a string")
+        if "name" not in t:
+            problems.append(f"{where}.name is required")
+        for key in ("score", "max_score"):
+            if key not in t:
+                problems.append(f"{where}.{key} is required")
+            elif not _is_number(t[key]):
+                problems.append(f"{where}.{key} must be a finite number, not {t[key]!r}")
+        if "status" in t and t["status"] not in STATUSES:
+            problems.append(f"{where}.status must be 'passed' or 'failed'")
+        if "visibility" in t and t["visibility"] not in VISIBILITIES:
+            problems.append(f"{where}.visibility must be one of {', '.join(VISIBILITIES)}, "
+                            f"not {t['visibility']!r}")
+        if "tags" in t and not (isinstance(t["tags"], list) and all(isinstance(x, str) for x in t["tags"])):
+            problems.append(f"{where}.tags must be a list of strings")
+        if "output_format" in t and t["output_format"] not in OUTPUT_FORMATS:
+            problems.append(f"{where}.output_format must be one of {', '.join(OUTPUT_FORMATS)}")
+    return problems
+
+
+# -- the autograder zip -----------------------------------------------------------------------
+
+SETUP_SH = f"""#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image (made by
+# `grader gradescope-bundle`). Everything goes into a venv so the image's python is untouched.
+set -euo pipefail
+SOURCE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+PYTHON="${{GRADER_PYTHON:-python3.11}}"
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  # Gradescope's Ubuntu 22.04 base image has 3.10; the grader needs 3.11.
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y python3.11 python3.11-venv
+fi
+"$PYTHON" -m venv "$ROOT/venv"
+"$ROOT/venv/bin/pip" install --upgrade pip
+# CPU wheels first, so installing the grader does not pull torch's CUDA build from PyPI.
+"$ROOT/venv/bin/pip" install {TORCH_PIN} --index-url {TORCH_INDEX}
+"$ROOT/venv/bin/pip" install "$SOURCE/grader_src"
+"$ROOT/venv/bin/grader" --version
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this for every submission, in /autograder (made by `grader gradescope-bundle`).
+# A wrong or crashing notebook is a graded result; only a grader that cannot run exits non-zero,
+# which Gradescope shows as an autograder failure instead of a silent zero.
+set -euo pipefail
+ROOT="${AUTOGRADER_ROOT:-/autograder}"
+SOURCE="$ROOT/source"
+NOTEBOOK=@NOTEBOOK@
+if [ -x "$ROOT/venv/bin/grader" ]; then PATH="$ROOT/venv/bin:$PATH"; fi
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+STUDENT="$WORK/submissions/submission"
+mkdir -p "$STUDENT" "$ROOT/results"
+cp -R "$ROOT/submission/." "$STUDENT/"
+# Uploads arrive renamed ("rnn_and_grad (2).ipynb") or in a folder: a single notebook is theirs.
+if [ ! -f "$STUDENT/$NOTEBOOK" ]; then
+  mapfile -t found < <(find "$STUDENT" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
+  if [ "${#found[@]}" -eq 1 ]; then cp "${found[0]}" "$STUDENT/$NOTEBOOK"; fi
+fi
+DATA=()
+if [ -d "$SOURCE/data" ]; then DATA=(--data "$SOURCE/data"); fi
+grader run "$WORK/submissions" --checks "$SOURCE/checks" --out "$WORK/grades" --jobs 1 "${DATA[@]}"
+grader gradescope-results "$WORK/grades/submission" --out "$ROOT/results/results.json"
+"""
+
+
+def _source_root() -> Path:
+    """The checkout this grader runs from: the zip carries it so setup.sh can install it."""
+    package = Path(grader.__file__).resolve().parent
+    root = package.parent
+    if not (root / "pyproject.toml").is_file():
+        raise InputError(f"{package}: not a source checkout (no pyproject.toml beside it); "
+                         "run gradescope-bundle from a clone of the grader")
+    return root
+
+
+def build_zip(a: spec.Assignment, *, root: Path, data_dir: Path | None) -> bytes:
+    """The autograder zip for ``a``: scripts, checks (hidden ones too), grader source, data."""
+    from grader.execute import Worker
+    from grader.session import checks_bundle
+
+    data_folder = None
+    if a.data is not None:
+        from grader import data as data_mod
+
+        data_folder = data_mod.locate(a, data_dir)
+    dest = Path("checks")
+    with Worker(limits=batch.limits_for(a)) as worker:
+        checks = checks_bundle(a, root=root, dest=dest, worker=worker, data_dir=data_folder,
+                               include_hidden=True)
+    return write_zip(bundle_files(a, checks=checks, checks_dest=dest, data_folder=data_folder))
+
+
+def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: Path,
+                 data_folder: Path | None) -> dict[str, bytes]:
+    """Zip member name -> content. ``checks`` is ``session.checks_bundle``'s output."""
+    import shlex
+
+    files: dict[str, bytes] = {
+        "setup.sh": SETUP_SH.encode(),
+        "run_autograder": RUN_AUTOGRADER.replace("@NOTEBOOK@", shlex.quote(a.notebook)).encode(),
+    }
+    for path, content in checks.items():
+        files["checks/" + path.relative_to(checks_dest).as_posix()] = content
+    src = _source_root()
+    for name in ("pyproject.toml", "README.md"):
+        if (src / name).is_file():
+            files[f"grader_src/{name}"] = (src / name).read_bytes()
+    for py in sorted((src / "grader").glob("*.py")):
+        files[f"grader_src/grader/{py.name}"] = py.read_bytes()
+    if data_folder is not None:
+        if not data_folder.is_dir():
+            raise InputError(f"{data_folder}: no such data folder")
+        for p in sorted(data_folder.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                files["data/" + p.relative_to(data_folder).as_posix()] = p.read_bytes()
+    return files
+
+
+def write_zip(files: dict[str, bytes]) -> bytes:
+    """A reproducible zip (fixed timestamps, sorted names); the two scripts are executable."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            executable = name in ("setup.sh", "run_autograder")
+            info.external_attr = ((0o755 if executable else 0o644) | stat.S_IFREG) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, files[name])
+    return buf.getvalue()

@@ -1,0 +1,153 @@
+"""A class at a glance, from a folder of ``submission_log.json`` files (``grader report``).
+
+Everything here reads logs only: it never grades, so it is instant and works on a copy of the
+grades (a CI artifact, a colleague's folder) without the assignment or the reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from grader import batch
+from grader.errors import InputError
+from grader.feedback import md
+
+# Error kinds that mean "this notebook did not run as written" (from batch.grade_one).
+TROUBLE_KINDS = ("cell_error", "cell_timeout", "cell_killed", "invalid_notebook",
+                 "missing_notebook", "sandbox")
+BINS = 10
+
+
+@dataclass(frozen=True)
+class Overview:
+    logs: list[dict[str, Any]]
+    questions: list[str]
+
+    @property
+    def max_score(self) -> float:
+        return max((float(log["max_score"]) for log in self.logs), default=0.0)
+
+    def histogram(self, bins: int = BINS) -> list[tuple[float, float, int]]:
+        """(low, high, count) over [0, max_score]; the last bin includes full marks."""
+        top = self.max_score
+        if top <= 0:
+            return []
+        width = top / bins
+        counts = [0] * bins
+        for log in self.logs:
+            k = min(int(float(log["score"]) / width), bins - 1)
+            counts[max(k, 0)] += 1
+        return [(round(i * width, 4), round((i + 1) * width, 4), n) for i, n in enumerate(counts)]
+
+    def failed_checks(self) -> list[tuple[str, str, int]]:
+        """(question, check, how many failed it), most failed first, then by name."""
+        failed: Counter[tuple[str, str]] = Counter()
+        for log in self.logs:
+            for c in log.get("checks", []):
+                if not c.get("passed"):
+                    failed[(str(c.get("question", "")), str(c["name"]))] += 1
+        return sorted(((q, n, k) for (q, n), k in failed.items()), key=lambda t: (-t[2], t[1]))
+
+    def troubled(self) -> list[tuple[str, list[str], str]]:
+        """(student, error kinds, first message) for notebooks that did not run cleanly."""
+        out = []
+        for log in self.logs:
+            errors = [e for e in log.get("errors", []) if e.get("kind") in TROUBLE_KINDS]
+            if errors:
+                kinds = sorted({str(e["kind"]) for e in errors})
+                out.append((str(log["student"]), kinds, str(errors[0].get("message", ""))))
+        return out
+
+
+def load(grades: Path) -> Overview:
+    """Every readable log under ``grades/<student>/``, sorted by student."""
+    if not grades.is_dir():
+        raise InputError(f"{grades}: no such folder")
+    logs = sorted(batch.iter_logs(grades), key=lambda d: str(d["student"]))
+    if not logs:
+        raise InputError(f"{grades}: no submission logs (expected {grades}/<student>/submission_log.json)")
+    questions: list[str] = []
+    for log in logs:
+        for q in log.get("questions", {}):
+            if q not in questions:
+                questions.append(q)
+    return Overview(logs, questions)
+
+
+def _g(x: Any) -> str:
+    return f"{float(x):g}"
+
+
+def print_overview(ov: Overview, console: Console) -> None:
+    scores = [float(log["score"]) for log in ov.logs]
+    console.print(f"[bold]{len(ov.logs)} submissions[/], max {_g(ov.max_score)} points: "
+                  f"mean {statistics.fmean(scores):.2f}, median {_g(statistics.median(scores))}, "
+                  f"full marks {sum(1 for s in scores if s >= ov.max_score > 0)}")
+    hist = Table(title="score distribution", show_header=True, title_justify="left")
+    hist.add_column("points", justify="right")
+    hist.add_column("students", justify="right")
+    hist.add_column("")
+    bins = ov.histogram()
+    widest = max((n for _, _, n in bins), default=0)
+    for k, (lo, hi, n) in enumerate(bins):
+        bracket = "]" if k == len(bins) - 1 else ")"
+        bar = "█" * round(30 * n / widest) if widest else ""
+        hist.add_row(f"[{_g(lo)}, {_g(hi)}{bracket}", str(n), f"[green]{bar}[/]")
+    console.print(hist)
+    failed = ov.failed_checks()
+    if failed:
+        t = Table(title="checks most often failed", show_header=True, title_justify="left")
+        for col in ("question", "check", "failed"):
+            t.add_column(col, justify="right" if col == "failed" else "left")
+        for q, name, k in failed:
+            t.add_row(Text(q), Text(name), f"{k} / {len(ov.logs)}")
+        console.print(t)
+    trouble = ov.troubled()
+    if trouble:
+        t = Table(title="notebooks that did not run cleanly", show_header=True, title_justify="left")
+        for col in ("student", "kinds", "first error"):
+            t.add_column(col)
+        for student, kinds, message in trouble:
+            t.add_row(Text(student), ", ".join(kinds), Text(message))
+        console.print(t)
+
+
+def gradebook_csv(ov: Overview) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["student", "score", "max_score", *ov.questions])
+    for log in ov.logs:
+        per_q = log.get("questions", {})
+        writer.writerow([log["student"], _g(log["score"]), _g(log["max_score"]),
+                         *(_g(per_q.get(q, {}).get("score", 0)) for q in ov.questions)])
+    return buf.getvalue()
+
+
+def markdown(ov: Overview) -> str:
+    """A job-summary table: one row per student, then the most failed checks."""
+    n = len(ov.logs)
+    full = sum(1 for log in ov.logs if float(log["score"]) >= float(log["max_score"]) > 0)
+    lines = [f"### {md(ov.logs[0].get('assignment', ''))}: {n} submissions, {full} with full marks",
+             "", "| student | score | " + " | ".join(md(q) for q in ov.questions) + " | errors |",
+             "|---|---|" + "---|" * len(ov.questions) + "---|"]
+    for log in ov.logs:
+        per_q = log.get("questions", {})
+        cells = [_g(per_q.get(q, {}).get("score", 0)) for q in ov.questions]
+        kinds = sorted({str(e.get("kind", "")) for e in log.get("errors", [])})
+        lines.append(f"| {md(log['student'])} | {_g(log['score'])} / {_g(log['max_score'])} | "
+                     + " | ".join(cells) + f" | {md(', '.join(kinds))} |")
+    failed = ov.failed_checks()
+    if failed:
+        lines += ["", "| most failed check | question | failed |", "|---|---|---|"]
+        lines += [f"| {md(name)} | {md(q)} | {k} / {n} |" for q, name, k in failed[:10]]
+    return "\n".join(lines) + "\n"
