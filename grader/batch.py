@@ -290,54 +290,66 @@ def student_dirs(submissions: Path) -> list[Path]:
     return dirs
 
 
+SLOTS_PER_WORKER = 1  # measured: a second slot per worker on 2 cores costs more than it hides
+
+
 def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.Limits,
                  on_done: Callable[[dict[str, Any]], None],
                  first_worker: Worker | None = None,
                  worker_stats: list[dict[str, int]] | None = None) -> list[dict[str, Any]]:
-    """Grade ``dirs`` with ``jobs`` warm workers; workers start lazily, only when needed.
+    """Grade ``dirs`` with ``jobs`` warm workers, each running ``SLOTS_PER_WORKER`` at once.
 
-    ``first_worker`` (already warm, owned by the caller) serves the first thread.
+    Workers start lazily, only when a submission needs one; ``first_worker`` (already warm,
+    owned by the caller, made with ``slots=SLOTS_PER_WORKER``) is worker 0.
     """
     todo: queue.Queue[Path] = queue.Queue()
-    spare: list[Worker] = [first_worker] if first_worker is not None else []
     for d in dirs:
         todo.put(d)
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
     failures: list[BaseException] = []
+    workers: list[Worker | None] = [first_worker] + [None] * (jobs - 1)
+    starting = [threading.Lock() for _ in range(jobs)]
 
-    def loop() -> None:
-        worker: Worker | None = None
-        owned = False
-        with lock:
-            if spare:
-                worker = spare.pop()
+    def worker_for(w: int) -> Worker:
+        with starting[w]:
+            if workers[w] is None:
+                workers[w] = Worker(limits=limits, slots=SLOTS_PER_WORKER)
+            worker = workers[w]
+            assert worker is not None
+            return worker
+
+    def loop(w: int) -> None:
         try:
-            while True:
+            while not failures:
                 try:
                     d = todo.get_nowait()
                 except queue.Empty:
                     return
-                if worker is None and _needs_worker(ctx, d):
-                    worker, owned = Worker(limits=limits), True
-                result = grade_one(ctx, d, worker) if worker else grade_one(ctx, d, _NoWorker())  # type: ignore[arg-type]
+                worker = worker_for(w) if _needs_worker(ctx, d) else _NoWorker()
+                result = grade_one(ctx, d, worker)  # type: ignore[arg-type]
                 with lock:
                     results.append(result)
                     on_done(result)
         except BaseException as exc:  # surfaced in the caller's thread
             failures.append(exc)
-        finally:
-            if worker is not None and worker_stats is not None:
+
+    n_threads = max(1, min(jobs * SLOTS_PER_WORKER, len(dirs)))
+    threads = [threading.Thread(target=loop, args=(t % jobs,), daemon=True) for t in range(n_threads)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for worker in workers:
+            if worker is None:
+                continue
+            if worker_stats is not None:
                 worker_stats.append({"worker_rss_kb": worker.rss_kb(),
                                      "peak_submission_rss_kb": worker.peak_child_rss_kb})
-            if worker is not None and owned:
+            if worker is not first_worker:
                 worker.close()
-
-    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(jobs, len(dirs))))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
     if failures:
         raise failures[0]
     return results

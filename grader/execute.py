@@ -10,12 +10,14 @@ probe), so a hung or crashed submission keeps what it earned elsewhere.
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,17 +74,30 @@ class _Session:
 
 
 class Worker:
-    """One warm worker process and the cgroups of its slot. Use as a context manager."""
+    """One warm worker process serving up to ``slots`` submissions at once.
 
-    def __init__(self, *, limits: sandbox.Limits, slot: str | None = None,
-                 confine: bool = True) -> None:
+    A submission alternates between computing and waiting on the grader (forks, teardown,
+    round trips); a second slot keeps the core busy meanwhile. Each slot has cgroups of its
+    own, so one submission's memory or process bomb never touches its neighbour.
+    Thread-safe: call ``run`` from up to ``slots`` threads. Use as a context manager.
+    """
+
+    def __init__(self, *, limits: sandbox.Limits, slots: int = 1, confine: bool = True) -> None:
         """``confine=False`` runs without any protection: only for measuring what it costs."""
         self.limits = limits
         self.confine = confine
         self.peak_child_rss_kb = 0
-        self.slot = slot or f"{os.getpid()}-{secrets.token_hex(3)}"
-        self.cgroups, self.cgroup_report = (sandbox.make_cgroups(self.slot, limits) if confine
-                                            else ([], {"cgroups": "off: unconfined (benchmark)"}))
+        self._lock = threading.Lock()
+        self._free: queue.Queue[list[Path]] = queue.Queue()
+        self._all_cgroups: list[Path] = []
+        base = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.cgroup_report: dict[str, str] = {"cgroups": "off: unconfined (benchmark)"}
+        for k in range(max(1, slots)):
+            paths: list[Path] = []
+            if confine:
+                paths, self.cgroup_report = sandbox.make_cgroups(f"{base}-{k}", limits)
+            self._all_cgroups += paths
+            self._free.put(paths)
         self._home = tempfile.mkdtemp(prefix="grader-worker-")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = sandbox.scrubbed_environment(self._home)
@@ -136,7 +151,7 @@ class Worker:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        sandbox.remove_cgroups(self.cgroups)
+        sandbox.remove_cgroups(self._all_cgroups)
         try:
             os.rmdir(self._home)
         except OSError:
@@ -146,11 +161,12 @@ class Worker:
         import json
 
         data = json.dumps(message).encode()
-        if fds:
-            socket.send_fds(self._control, [data], fds)
-        else:
-            self._control.sendall(data)
-        reply = self._control.recv(1 << 16)
+        with self._lock:  # one request, one reply: slots take turns on the control socket
+            if fds:
+                socket.send_fds(self._control, [data], fds)
+            else:
+                self._control.sendall(data)
+            reply = self._control.recv(1 << 16)
         if not reply:
             raise SandboxError("the grading worker died")
         result = json.loads(reply)
@@ -164,6 +180,14 @@ class Worker:
             requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution:
         """Execute the code ``cells`` (None marks a markdown cell) in ``workdir``, then ask each
         probe request; around a hang or a crash, run again without the culprit."""
+        cgroups = self._free.get()
+        try:
+            return self._run(workdir, cells, probes_source, requests, cgroups)
+        finally:
+            self._free.put(cgroups)
+
+    def _run(self, workdir: Path, cells: list[str | None], probes_source: str,
+             requests: dict[str, tuple[str, dict[str, Any]]], cgroups: list[Path]) -> Execution:
         started = time.perf_counter()
         code_cells = [i for i, c in enumerate(cells) if c is not None]
         sources = [c or "" for c in cells]
@@ -175,7 +199,8 @@ class Worker:
         attempts = 0
         for attempts in range(1, MAX_ATTEMPTS + 1):
             pending = {k: v for k, v in requests.items() if k not in dropped}
-            session = self._session(workdir, sources, set(skip) | not_code, probes_source, pending)
+            session = self._session(workdir, sources, set(skip) | not_code, probes_source, pending,
+                                    cgroups)
             if session.fatal:
                 events.append(session.fatal)
                 break
@@ -205,15 +230,15 @@ class Worker:
     # -- one sandboxed process tree ------------------------------------------------------------
 
     def _session(self, workdir: Path, cells: list[str], skip: set[int], probes_source: str,
-                 requests: dict[str, tuple[str, dict[str, Any]]]) -> _Session:
+                 requests: dict[str, tuple[str, dict[str, Any]]], cgroups: list[Path]) -> _Session:
         s = _Session()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        spawn = {"cmd": "spawn", "workdir": str(workdir), "cgroups": [str(p) for p in self.cgroups],
+        spawn = {"cmd": "spawn", "workdir": str(workdir), "cgroups": [str(p) for p in cgroups],
                  "limits": self.limits.__dict__, "confine": self.confine}
         holder = int(self._control_call(spawn, [theirs.fileno()])["pid"])
         theirs.close()
         init_pidfd: int | None = None
-        self._cell_deadline = float("inf")
+        cell_deadline = float("inf")
         # The child's own (soft) notebook limit should fire first; this one is for when it can't.
         notebook_deadline = time.monotonic() + self.limits.notebook_seconds + GRACE_SECONDS
         hard = self.limits.cell_seconds + GRACE_SECONDS
@@ -231,7 +256,7 @@ class Worker:
             wire.send(ours, {"type": "run", "cells": cells, "skip": sorted(skip)})
             current: int | None = None
             while True:
-                msg = self._recv(ours, min(notebook_deadline, self._cell_deadline))
+                msg = self._recv(ours, min(notebook_deadline, cell_deadline))
                 if msg is None:
                     if current is None:
                         s.fatal = "the submission's process died before running any cell"
@@ -240,7 +265,7 @@ class Worker:
                     return s
                 if msg["type"] == "cell_start":
                     current = _int(msg.get("index"), len(cells))
-                    self._cell_deadline = time.monotonic() + hard
+                    cell_deadline = time.monotonic() + hard
                 elif msg["type"] == "cell":
                     index = _int(msg.get("index"), len(cells))
                     s.cells[index] = CellOutcome(
@@ -248,7 +273,7 @@ class Worker:
                         _error(msg.get("error")), str(msg.get("stdout") or "")[:200_000],
                         tuple(str(f) for f in (msg.get("figures") or [])[:8]))
                     current = None
-                    self._cell_deadline = float("inf")
+                    cell_deadline = float("inf")
                 elif msg["type"] == "ready":
                     break
                 else:
@@ -289,11 +314,8 @@ class Worker:
             s.fatal = f"the submission corrupted the grader's channel ({exc}); killed"
             return s
         finally:
-            self._cell_deadline = float("inf")
             ours.close()
-            self._kill(init_pidfd, holder)
-
-    _cell_deadline = float("inf")
+            self._kill(init_pidfd, holder, cgroups)
 
     def _recv(self, sock: socket.socket, deadline: float) -> dict[str, Any] | None:
         remaining = deadline - time.monotonic()
@@ -307,7 +329,7 @@ class Worker:
         except ConnectionResetError:
             return None
 
-    def _kill(self, pidfd: int | None, holder: int) -> None:
+    def _kill(self, pidfd: int | None, holder: int, cgroups: list[Path]) -> None:
         """Kill the sandbox's init (and with it its pid namespace), then reap the holder."""
         if pidfd is not None:
             try:
@@ -319,7 +341,7 @@ class Worker:
         self.peak_child_rss_kb = max(self.peak_child_rss_kb, int(reaped.get("maxrss_kb", 0)))
         # Without a pid namespace, strays are found through the slot's cgroup instead.
         for _ in range(200):
-            pids = sandbox.cgroup_pids(self.cgroups)
+            pids = sandbox.cgroup_pids(cgroups)
             if not pids:
                 break
             for pid in pids:

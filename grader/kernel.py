@@ -52,7 +52,26 @@ _grader_ask()
 def run_in_kernel(*, workdir: Path, cells: list[str | None], probes_source: str,
                   requests: dict[str, tuple[str, dict[str, Any]]], limits: Limits) -> Execution:
     """Execute ``cells`` in a new ``python3`` kernel started in ``workdir``; same result type
-    as the sandboxed worker, so the same grading applies."""
+    and the same rules as the sandboxed worker (a cell that kills its process is left out and
+    the notebook run again), so the same grading applies."""
+    started = time.perf_counter()
+    dropped: dict[int, CellOutcome] = {}
+    for attempt in range(1, 5):
+        kept = [c if i not in dropped else None for i, c in enumerate(cells)]
+        execution, died_in = _attempt(workdir, kept, probes_source, requests, limits)
+        if died_in is None:
+            break
+        dropped[died_in] = CellOutcome(died_in, "killed", error={
+            "ename": "Killed", "evalue": "the process died while running this cell", "traceback": ""})
+    outcomes = sorted([*execution.cells, *dropped.values()], key=lambda c: c.index)
+    return Execution(tuple(outcomes), execution.answers, execution.protections, (),
+                     time.perf_counter() - started, attempt)
+
+
+def _attempt(workdir: Path, cells: list[str | None], probes_source: str,
+             requests: dict[str, tuple[str, dict[str, Any]]], limits: Limits
+             ) -> tuple[Execution, int | None]:
+    """One kernel, start to end; also says in which cell the kernel died, if it did."""
     started = time.perf_counter()
     nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
     code = [(i, c) for i, c in enumerate(cells) if c is not None]
@@ -64,16 +83,24 @@ def run_in_kernel(*, workdir: Path, cells: list[str | None], probes_source: str,
     client = NotebookClient(nb, timeout=int(limits.cell_seconds), kernel_name="python3",
                             allow_errors=True, resources={"metadata": {"path": str(workdir)}},
                             env=env)
-    try:
-        client.execute()
-    except (CellTimeoutError, DeadKernelError):
-        pass  # what ran is in the notebook's outputs; the rest is "not_run"
-    outcomes = []
-    for (index, _), cell in zip(code, nb.cells[1:-1]):
-        outcomes.append(_outcome(index, cell))
-    answers = _answers(nb.cells[-1])
+    died_in: int | None = None
+    current = 0
+    with client.setup_kernel():
+        for position, cell in enumerate(nb.cells):
+            current = position
+            try:
+                client.execute_cell(cell, position)
+            except CellTimeoutError:
+                continue
+            except DeadKernelError:
+                died_in = code[position - 1][0] if 0 < position <= len(code) else None
+                break
+    outcomes = [_outcome(index, cell) for (index, _), cell in zip(code, nb.cells[1:-1])]
+    if died_in is not None:
+        outcomes = [o for o in outcomes if o.index != died_in]
+    answers = _answers(nb.cells[-1]) if current == len(nb.cells) - 1 else {}
     return Execution(tuple(outcomes), answers, {"sandbox": "off: nbclient kernel (slow path)"},
-                     (), time.perf_counter() - started, 1)
+                     (), time.perf_counter() - started, 1), died_in
 
 
 def _outcome(index: int, cell: Any) -> CellOutcome:

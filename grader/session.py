@@ -43,7 +43,7 @@ class GradingSession:
     def __enter__(self) -> GradingSession:
         a = self.assignment
         reference = self.root / "reference" / a.notebook
-        first = Worker(limits=self.limits)
+        first = Worker(limits=self.limits, slots=batch.SLOTS_PER_WORKER)
         self._workers.append(first)
         prepared = _prepare_data(a, self.data_dir)
         if self.checks_dir is not None:
