@@ -175,12 +175,8 @@ def check(notebook: Path, checks_dir: Path | None, data_dir: Path | None, out_di
 
     if not notebook.is_file():
         raise InputError(f"{notebook}: no such notebook")
-    if out_dir is None:
-        result = self_check(notebook=notebook, checks_dir=checks_dir, root=find_root(None),
-                            data_dir=data_dir, console=console)
-    else:
-        result = feedback.check_into(notebook=notebook, out_dir=out_dir, checks_dir=checks_dir,
-                                     root=find_root(None), data_dir=data_dir, console=console)
+    result = self_check(notebook=notebook, checks_dir=checks_dir, root=find_root(None),
+                        data_dir=data_dir, console=console, out_dir=out_dir)
     _print_report(result)
     if summary_file is not None:
         with summary_file.open("a", encoding="utf-8") as f:

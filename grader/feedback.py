@@ -9,18 +9,13 @@ come from student code (exception messages, printed values), so all of it goes t
 from __future__ import annotations
 
 import base64
-import json
 import re
-import shutil
-import tempfile
 from html import escape
 from pathlib import Path
 from typing import Any, Iterable
 
-from rich.console import Console
 
-from grader import batch, report, spec
-from grader.errors import InputError
+from grader import report
 
 PAGE_NAME = "feedback.html"
 # Figure names are written by the grader itself (batch._cells); anything else in a log is ignored
@@ -208,52 +203,3 @@ def markdown_summary(log: dict[str, Any], *, visible_only: bool = False) -> str:
     if errors:
         lines += ["", "Errors:", ""] + [f"- {md(e.get('message', ''))}" for e in errors]
     return "\n".join(lines) + "\n\n"
-
-
-# -- grader check --out -----------------------------------------------------------------------
-
-def check_into(*, notebook: Path, out_dir: Path, checks_dir: Path | None, root: Path | None,
-               data_dir: Path | None, console: Console) -> dict[str, Any]:
-    """A student's self-check that also keeps what it found: the log, plots and feedback page.
-
-    Unlike ``session.self_check`` (which writes nothing) it grades through a ``GradingSession``
-    into a scratch folder, because only a writing run saves the figures the page shows.
-    """
-    from grader.session import GradingSession, assignment_name
-
-    name = assignment_name(notebook)
-    shipped = checks_dir or notebook.resolve().parent / "checks" / name
-    bundle: Path | None
-    if (shipped / "expected.json").is_file():
-        console.print(f"checks from {shipped}/", markup=False, highlight=False)
-        a, project, bundle = spec.load(shipped).visible_only(), shipped, shipped
-    elif root is not None and (root / "assignments" / name).is_dir():
-        a, project, bundle = spec.find(root, name).visible_only(), root, None
-    else:
-        raise InputError(f"{notebook}: no checks found for assignment {name!r} "
-                         f"(looked in {shipped}/; pass --checks)")
-    scratch = Path(tempfile.mkdtemp(prefix="grader-check-"))
-    try:
-        student_dir = notebook.resolve().parent
-        if notebook.name != a.notebook:
-            # The grader looks for the assignment's notebook name; grade a private copy renamed.
-            staged = batch.stage(student_dir)
-            student_dir = scratch / "submission" / notebook.resolve().parent.name
-            student_dir.parent.mkdir()
-            shutil.move(str(staged), student_dir)
-            (student_dir / notebook.name).replace(student_dir / a.notebook)
-        grades = scratch / "grades"
-        with GradingSession(root=project, assignment=a, out_dir=grades, force=True,
-                            data_dir=data_dir, console=console, checks_dir=bundle) as session:
-            [log] = session.grade([student_dir], jobs=1)
-        log.pop("_reused", None)
-        produced = grades / student_dir.name
-        shutil.rmtree(out_dir / "figures", ignore_errors=True)
-        if (produced / "figures").is_dir():
-            shutil.copytree(produced / "figures", out_dir / "figures")
-        report.atomic_write(out_dir / report.LOG_NAME,
-                            (json.dumps(log, indent=2, allow_nan=False) + "\n").encode())
-        write_page(log, out_dir, titles={q.id: q.title for q in a.questions}, visible_only=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return log

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -130,40 +131,55 @@ def assignment_name(notebook: Path) -> str:
 
 
 def self_check(*, notebook: Path, checks_dir: Path | None, root: Path | None,
-               data_dir: Path | None = None, console: Console | None = None) -> dict[str, Any]:
-    """Grade ``notebook`` on the visible checks; nothing is written, the log dict is returned."""
+               data_dir: Path | None = None, console: Console | None = None,
+               out_dir: Path | None = None) -> dict[str, Any]:
+    """Grade ``notebook`` on the visible checks and return its log.
+
+    With ``out_dir`` the log, the plots and the feedback page are kept there; without, nothing
+    is written. Checks come from the bundle beside the notebook (``checks/<assignment>/``, what
+    ``grader build`` ships), ``checks_dir``, or else the project's assignment and reference.
+    """
+    from grader import feedback
+
     console = console or Console(stderr=True, soft_wrap=True)
     name = assignment_name(notebook)
     shipped = checks_dir or notebook.resolve().parent / "checks" / name
+    bundle: Path | None
     if (shipped / "expected.json").is_file():
         console.print(f"checks from {shipped}/", markup=False, highlight=False)
-        a = spec.load(shipped).visible_only()
-        expected = load_expected(shipped)[0]
-        reference = None
+        a, project, bundle = spec.load(shipped).visible_only(), shipped, shipped
     elif root is not None and (root / "assignments" / name).is_dir():
-        a = spec.find(root, name).visible_only()
-        reference = root / "reference" / a.notebook
-        expected = None
+        a, project, bundle = spec.find(root, name).visible_only(), root, None
     else:
         raise InputError(f"{notebook}: no checks found for assignment {name!r} "
                          f"(looked in {shipped}/; pass --checks)")
-    limits = batch.limits_for(a)
-    prepared = _prepare_data(a, data_dir)
-    with Worker(limits=limits) as worker:
-        if expected is None:
-            assert reference is not None
-            expected = batch.expected_values(
-                assignment=a, reference=reference, worker=worker, cache_dir=None,
-                stage_extra=prepared.stage if prepared else None,
-                extra_args=prepared.probe_args if prepared else None)
-        ctx = batch.Context(assignment=a, expected=expected, out_dir=Path("/nonexistent"),
-                            fingerprint="", truth=prepared.truth if prepared else {},
-                            extra_args=prepared.probe_args if prepared else {},
-                            stage_extra=prepared.stage if prepared else None)
-        result = batch.grade_one(ctx, notebook.resolve().parent, worker, write=False,
-                                 notebook_path=notebook)
-    warn_protections(result.get("sandbox", {}).get("protections", {}), console)
-    return result
+    scratch = Path(tempfile.mkdtemp(prefix="grader-check-"))
+    try:
+        student_dir = notebook.resolve().parent
+        if notebook.name != a.notebook:
+            # Named otherwise than the assignment's notebook: grade a private copy, renamed.
+            staged = batch.stage(student_dir)
+            student_dir = scratch / "submission" / student_dir.name
+            student_dir.parent.mkdir()
+            shutil.move(str(staged), student_dir)
+            (student_dir / notebook.name).replace(student_dir / a.notebook)
+        grades = scratch / "grades"
+        with GradingSession(root=project, assignment=a, out_dir=grades, force=True,
+                            data_dir=data_dir, console=console, checks_dir=bundle) as session:
+            [log] = session.grade([student_dir], jobs=1)
+        log.pop("_reused", None)
+        if out_dir is not None:
+            produced = grades / student_dir.name
+            shutil.rmtree(out_dir / "figures", ignore_errors=True)
+            if (produced / "figures").is_dir():
+                shutil.copytree(produced / "figures", out_dir / "figures")
+            report.atomic_write(out_dir / report.LOG_NAME,
+                                (json.dumps(log, indent=2, allow_nan=False) + "\n").encode())
+            feedback.write_page(log, out_dir, titles={q.id: q.title for q in a.questions},
+                                visible_only=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return log
 
 
 # -- the student package ----------------------------------------------------------------------
