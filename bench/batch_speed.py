@@ -100,7 +100,7 @@ def main() -> None:
           ", ".join(f"{k} {list(kinds.values()).count(k)}" for k in KINDS))
 
     t0 = time.perf_counter()
-    with GradingSession(root=ROOT, assignment=a, out_dir=grades, force=True) as session:
+    with GradingSession(root=ROOT, assignment=a, out_dir=grades, force=True, jobs=args.jobs) as session:
         t1 = time.perf_counter()
         results = session.grade(dirs, jobs=args.jobs)
         expected = session.ctx.expected if session.ctx else {}

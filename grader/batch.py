@@ -295,12 +295,12 @@ SLOTS_PER_WORKER = 1  # measured: a second slot per worker on 2 cores costs more
 
 def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.Limits,
                  on_done: Callable[[dict[str, Any]], None],
-                 first_worker: Worker | None = None,
+                 warm: list[Worker] | None = None,
                  worker_stats: list[dict[str, int]] | None = None) -> list[dict[str, Any]]:
     """Grade ``dirs`` with ``jobs`` warm workers, each running ``SLOTS_PER_WORKER`` at once.
 
-    Workers start lazily, only when a submission needs one; ``first_worker`` (already warm,
-    owned by the caller, made with ``slots=SLOTS_PER_WORKER``) is worker 0.
+    ``warm`` workers (started and owned by the caller) are used first; more start lazily,
+    only when a submission needs one.
     """
     todo: queue.Queue[Path] = queue.Queue()
     for d in dirs:
@@ -308,7 +308,8 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
     failures: list[BaseException] = []
-    workers: list[Worker | None] = [first_worker] + [None] * (jobs - 1)
+    owned_by_caller = list(warm or [])[:jobs]
+    workers: list[Worker | None] = [*owned_by_caller] + [None] * (jobs - len(owned_by_caller))
     starting = [threading.Lock() for _ in range(jobs)]
 
     def worker_for(w: int) -> Worker:
@@ -348,7 +349,7 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
             if worker_stats is not None:
                 worker_stats.append({"worker_rss_kb": worker.rss_kb(),
                                      "peak_submission_rss_kb": worker.peak_child_rss_kb})
-            if worker is not first_worker:
+            if worker not in owned_by_caller:
                 worker.close()
     if failures:
         raise failures[0]

@@ -113,7 +113,8 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
         a = _choose_assignment(project, dirs, assignment)
     out_dir = out_dir or submissions.resolve().parent / "grades"
     with GradingSession(root=project, assignment=a, out_dir=out_dir, force=force,
-                        data_dir=data_dir, console=console, checks_dir=checks_dir) as session:
+                        data_dir=data_dir, console=console, checks_dir=checks_dir,
+                        jobs=jobs) as session:
         previous = {d.name: report.read_log(out_dir / d.name / report.LOG_NAME) for d in dirs}
         with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,9 +28,11 @@ class GradingSession:
 
     def __init__(self, *, root: Path, assignment: spec.Assignment, out_dir: Path,
                  force: bool = False, data_dir: Path | None = None,
-                 console: Console | None = None, checks_dir: Path | None = None) -> None:
+                 console: Console | None = None, checks_dir: Path | None = None,
+                 jobs: int = 1) -> None:
         """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``."""
         self.checks_dir = checks_dir
+        self.jobs = jobs
         self.root = root
         self.assignment = assignment
         self.out_dir = out_dir
@@ -38,6 +41,7 @@ class GradingSession:
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.limits = batch.limits_for(assignment)
         self._workers: list[Worker] = []
+        self._lock = threading.Lock()
         self.ctx: batch.Context | None = None
         self.worker_stats: list[dict[str, int]] = []
 
@@ -46,6 +50,11 @@ class GradingSession:
         reference = self.root / "reference" / a.notebook
         first = Worker(limits=self.limits, slots=batch.SLOTS_PER_WORKER)
         self._workers.append(first)
+        # The other workers warm up (importing torch takes seconds) while the reference runs.
+        starting = [threading.Thread(target=self._start_worker, daemon=True)
+                    for _ in range(self.jobs - 1)]
+        for t in starting:
+            t.start()
         prepared = _prepare_data(a, self.data_dir)
         if self.checks_dir is not None:
             expected, ref_sha = load_expected(self.checks_dir)
@@ -59,6 +68,8 @@ class GradingSession:
         missing = [c.name for c in a.checks if c.kind != "accuracy" and c.request_key not in expected]
         if missing:
             raise SpecError(f"no expected values for check(s) {', '.join(missing)}")
+        for t in starting:
+            t.join()
         warn_protections(first.cgroup_report, self.console)
         self.ctx = batch.Context(
             assignment=a, expected=expected, out_dir=self.out_dir,
@@ -67,6 +78,14 @@ class GradingSession:
             extra_args=prepared.probe_args if prepared else {},
             stage_extra=prepared.stage if prepared else None, force=self.force)
         return self
+
+    def _start_worker(self) -> None:
+        try:
+            worker = Worker(limits=self.limits, slots=batch.SLOTS_PER_WORKER)
+        except Exception:  # the batch starts it again, lazily, and reports what failed then
+            return
+        with self._lock:
+            self._workers.append(worker)
 
     def __exit__(self, *exc: object) -> None:
         for w in self._workers:
@@ -85,7 +104,7 @@ class GradingSession:
             on_done(result)
 
         results = batch.run_parallel(self.ctx, dirs, jobs=jobs, limits=self.limits,
-                                     on_done=done, first_worker=self._workers[0],
+                                     on_done=done, warm=self._workers,
                                      worker_stats=self.worker_stats)
         logs = list(batch.iter_logs(self.out_dir))
         report.write_summary(self.out_dir, logs, [q.id for q in self.assignment.questions])
