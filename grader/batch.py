@@ -186,9 +186,9 @@ def grade_one(ctx: Context, student_dir: Path, worker: Worker, *, write: bool = 
             errors.append({"kind": "invalid_notebook", "message": unavailable})
         else:
             sha = nb.sha256
-            cache_key = hashlib.sha256(f"{sha}:{ctx.fingerprint}".encode()).hexdigest()[:24]
-            previous = report.read_log(ctx.out_dir / student / report.LOG_NAME) if write else None
-            if previous and previous.get("cache_key") == cache_key and not ctx.force:
+            cache_key = _cache_key(ctx, sha)
+            previous = _reusable_log(ctx, student, cache_key) if write else None
+            if previous is not None:
                 previous["_reused"] = True
                 return previous
             workdir = stage(student_dir, extra=ctx.stage_extra)
@@ -361,12 +361,21 @@ def _needs_worker(ctx: Context, student_dir: Path) -> bool:
     path = student_dir / ctx.assignment.notebook
     if not path.is_file():
         return False
-    previous = report.read_log(ctx.out_dir / student_dir.name / report.LOG_NAME)
-    if previous is None or ctx.force:
-        return True
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    key = hashlib.sha256(f"{sha}:{ctx.fingerprint}".encode()).hexdigest()[:24]
-    return previous.get("cache_key") != key
+    return _reusable_log(ctx, student_dir.name, _cache_key(ctx, sha)) is None
+
+
+def _cache_key(ctx: Context, notebook_sha: str) -> str:
+    """Same notebook, assignment, reference, data and grader code: same key."""
+    return hashlib.sha256(f"{notebook_sha}:{ctx.fingerprint}".encode()).hexdigest()[:24]
+
+
+def _reusable_log(ctx: Context, student: str, key: str) -> dict[str, Any] | None:
+    """The student's existing log when it was made from exactly this (``key``), unless forced."""
+    if ctx.force:
+        return None
+    previous = report.read_log(ctx.out_dir / student / report.LOG_NAME)
+    return previous if previous is not None and previous.get("cache_key") == key else None
 
 
 class _NoWorker:

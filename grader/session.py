@@ -267,7 +267,3 @@ def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, worker: Worker,
         dest / "expected.json": (json.dumps({k: wire.encode_value(v) for k, v in sorted(expected.items())},
                                             indent=1, sort_keys=True) + "\n").encode(),
     }
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)
