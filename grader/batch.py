@@ -1,10 +1,11 @@
 """Grade a folder of submissions: discover, stage, execute in parallel, grade, write, summarise.
 
-``grade_folder`` is the library entry point behind ``grader run``. It computes the expected
-values first (the reference notebook through the very same sandbox and probes), then hands
-each submission to one of ``jobs`` warm workers. A submission whose notebook, assignment,
-reference and grader version are unchanged reuses its existing log unless ``force`` is set, so
-running again after an interruption resumes where it stopped.
+``GradingSession`` (session.py) drives these steps behind ``grader run``. The expected values
+come first (the reference notebook through the very same sandbox and probes); then each
+submission runs in a sandbox forked from one warm worker, ``jobs`` at a time. A
+submission whose notebook, assignment, reference and grader version are unchanged reuses its
+existing log unless ``force`` is set, so running again after an interruption resumes where it
+stopped.
 """
 
 from __future__ import annotations
@@ -290,17 +291,16 @@ def student_dirs(submissions: Path) -> list[Path]:
     return dirs
 
 
-SLOTS_PER_WORKER = 1  # measured: a second slot per worker on 2 cores costs more than it hides
-
-
 def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.Limits,
                  on_done: Callable[[dict[str, Any]], None],
-                 warm: list[Worker] | None = None,
+                 warm: Worker | None = None,
                  worker_stats: list[dict[str, int]] | None = None) -> list[dict[str, Any]]:
-    """Grade ``dirs`` with ``jobs`` warm workers, each running ``SLOTS_PER_WORKER`` at once.
+    """Grade ``dirs``, ``jobs`` at a time, each in a sandbox forked from one warm worker.
 
-    ``warm`` workers (started and owned by the caller) are used first; more start lazily,
-    only when a submission needs one.
+    One worker serves every slot: a fork server needs no more, and one start-up (seconds of
+    imports) is all a batch pays. Measured on 2 cores against one worker per job: same speed
+    once running, about 3 s sooner to start. The ``warm`` worker (started and owned by the caller) is used when given; otherwise one
+    starts, only when a submission needs one, and is closed at the end.
     """
     todo: queue.Queue[Path] = queue.Queue()
     for d in dirs:
@@ -308,26 +308,24 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
     results: list[dict[str, Any]] = []
     lock = threading.Lock()
     failures: list[BaseException] = []
-    owned_by_caller = list(warm or [])[:jobs]
-    workers: list[Worker | None] = [*owned_by_caller] + [None] * (jobs - len(owned_by_caller))
-    starting = [threading.Lock() for _ in range(jobs)]
+    started: list[Worker] = []
 
-    def worker_for(w: int) -> Worker:
-        with starting[w]:
-            if workers[w] is None:
-                workers[w] = Worker(limits=limits, slots=SLOTS_PER_WORKER)
-            worker = workers[w]
-            assert worker is not None
-            return worker
+    def the_worker() -> Worker:
+        with lock:
+            if warm is not None:
+                return warm
+            if not started:
+                started.append(Worker(limits=limits, slots=jobs))
+            return started[0]
 
-    def loop(w: int) -> None:
+    def loop() -> None:
         try:
             while not failures:
                 try:
                     d = todo.get_nowait()
                 except queue.Empty:
                     return
-                worker = worker_for(w) if _needs_worker(ctx, d) else _NoWorker()
+                worker = the_worker() if _needs_worker(ctx, d) else _NoWorker()
                 result = grade_one(ctx, d, worker)  # type: ignore[arg-type]
                 with lock:
                     results.append(result)
@@ -335,22 +333,20 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
         except BaseException as exc:  # surfaced in the caller's thread
             failures.append(exc)
 
-    n_threads = max(1, min(jobs * SLOTS_PER_WORKER, len(dirs)))
-    threads = [threading.Thread(target=loop, args=(t % jobs,), daemon=True) for t in range(n_threads)]
+    # More threads than the worker has slots only wait their turn (Worker.run queues them).
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(jobs, len(dirs))))]
     try:
         for t in threads:
             t.start()
         for t in threads:
             t.join()
     finally:
-        for worker in workers:
-            if worker is None:
-                continue
+        for worker in ([warm] if warm is not None else []) + started:
             if worker_stats is not None:
                 worker_stats.append({"worker_rss_kb": worker.rss_kb(),
                                      "peak_submission_rss_kb": worker.peak_child_rss_kb})
-            if worker not in owned_by_caller:
-                worker.close()
+        for worker in started:
+            worker.close()
     if failures:
         raise failures[0]
     return results

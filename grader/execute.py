@@ -76,9 +76,9 @@ class _Session:
 class Worker:
     """One warm worker process serving up to ``slots`` submissions at once.
 
-    A submission alternates between computing and waiting on the grader (forks, teardown,
-    round trips); a second slot keeps the core busy meanwhile. Each slot has cgroups of its
-    own, so one submission's memory or process bomb never touches its neighbour.
+    Every sandbox is forked from the same warm process, so one worker serves any number of
+    slots (see batch.run_parallel). Each slot has cgroups of its own, so one submission's
+    memory or process bomb never touches its neighbour.
     Thread-safe: call ``run`` from up to ``slots`` threads. Use as a context manager.
     """
 
@@ -103,6 +103,11 @@ class Worker:
         env = sandbox.scrubbed_environment(self._home)
         env.pop("HOME")
         env["HOME"] = self._home
+        # Transparent huge pages for the worker's heap: each fork then copies one page-table
+        # entry per 2 MiB instead of 512, and forks three times per submission. Measured on
+        # the worker with torch loaded: fork+exit 26 -> 13 ms. A no-op where THP is off. The
+        # submission's own environment is replaced (worker._run_session), so it never sees this.
+        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "grader.worker", str(child.fileno())],
             pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL,

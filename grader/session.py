@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,27 +39,28 @@ class GradingSession:
         self.data_dir = data_dir
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.limits = batch.limits_for(assignment)
-        self._workers: list[Worker] = []
-        self._lock = threading.Lock()
+        self._worker: Worker | None = None
         self.ctx: batch.Context | None = None
         self.worker_stats: list[dict[str, int]] = []
 
     def __enter__(self) -> GradingSession:
         a = self.assignment
         reference = self.root / "reference" / a.notebook
-        first = Worker(limits=self.limits, slots=batch.SLOTS_PER_WORKER)
-        self._workers.append(first)
-        # The other workers warm up (importing torch takes seconds) while the reference runs.
-        starting = [threading.Thread(target=self._start_worker, daemon=True)
-                    for _ in range(self.jobs - 1)]
-        for t in starting:
-            t.start()
+        self._worker = Worker(limits=self.limits, slots=self.jobs)
+        try:
+            self._prepare(a, reference, self._worker)
+        except BaseException:
+            self._worker.close()
+            raise
+        return self
+
+    def _prepare(self, a: spec.Assignment, reference: Path, worker: Worker) -> None:
         prepared = _prepare_data(a, self.data_dir)
         if self.checks_dir is not None:
             expected, ref_sha = load_expected(self.checks_dir)
         else:
             expected = batch.expected_values(
-                assignment=a, reference=reference, worker=first,
+                assignment=a, reference=reference, worker=worker,
                 cache_dir=self.out_dir / CACHE_DIR,
                 stage_extra=prepared.stage if prepared else None,
                 extra_args=prepared.probe_args if prepared else None)
@@ -68,28 +68,17 @@ class GradingSession:
         missing = [c.name for c in a.checks if c.kind != "accuracy" and c.request_key not in expected]
         if missing:
             raise SpecError(f"no expected values for check(s) {', '.join(missing)}")
-        for t in starting:
-            t.join()
-        warn_protections(first.cgroup_report, self.console)
+        warn_protections(worker.cgroup_report, self.console)
         self.ctx = batch.Context(
             assignment=a, expected=expected, out_dir=self.out_dir,
             fingerprint=batch.run_fingerprint(a, ref_sha, prepared.fingerprint if prepared else ""),
             truth=prepared.truth if prepared else {},
             extra_args=prepared.probe_args if prepared else {},
             stage_extra=prepared.stage if prepared else None, force=self.force)
-        return self
-
-    def _start_worker(self) -> None:
-        try:
-            worker = Worker(limits=self.limits, slots=batch.SLOTS_PER_WORKER)
-        except Exception:  # the batch starts it again, lazily, and reports what failed then
-            return
-        with self._lock:
-            self._workers.append(worker)
 
     def __exit__(self, *exc: object) -> None:
-        for w in self._workers:
-            w.close()
+        if self._worker is not None:
+            self._worker.close()
 
     def grade(self, dirs: list[Path], *, jobs: int,
               on_done: Callable[[dict[str, Any]], None] = lambda r: None) -> list[dict[str, Any]]:
@@ -104,7 +93,7 @@ class GradingSession:
             on_done(result)
 
         results = batch.run_parallel(self.ctx, dirs, jobs=jobs, limits=self.limits,
-                                     on_done=done, warm=self._workers,
+                                     on_done=done, warm=self._worker,
                                      worker_stats=self.worker_stats)
         logs = list(batch.iter_logs(self.out_dir))
         report.write_summary(self.out_dir, logs, [q.id for q in self.assignment.questions])

@@ -32,7 +32,7 @@ def graded_examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     out = tmp_path_factory.mktemp("grades")
     a = spec.find(ROOT, "rnn_and_grad")
-    with GradingSession(root=ROOT, assignment=a, out_dir=out) as session:
+    with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=2) as session:
         results = session.grade(batch.student_dirs(EXAMPLES), jobs=2)
     return {"out": out, "logs": {r["student"]: r for r in results}}
 

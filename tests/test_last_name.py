@@ -28,7 +28,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     shutil.copy(ROOT / "reference" / "rnn_last_name.ipynb", submissions / "reference")
     # A shorter cell limit than the assignment's keeps slow_training's wait short.
     a = dataclasses.replace(spec.find(ROOT, "rnn_last_name"), cell_seconds=40)
-    with GradingSession(root=ROOT, assignment=a, out_dir=base / "grades", data_dir=NAMES_DATA) as s:
+    with GradingSession(root=ROOT, assignment=a, out_dir=base / "grades", data_dir=NAMES_DATA,
+                        jobs=2) as s:
         results = s.grade(batch.student_dirs(submissions), jobs=2)
     return {r["student"]: r for r in results}
 

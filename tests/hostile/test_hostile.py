@@ -110,7 +110,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         a = spec.find(ROOT, "rnn_and_grad")
-        with GradingSession(root=ROOT, assignment=a, out_dir=grades) as session:
+        with GradingSession(root=ROOT, assignment=a, out_dir=grades, jobs=2) as session:
             results = session.grade(batch_mod.student_dirs(submissions), jobs=2)
     finally:
         os.environ.pop("GRADER_TEST_SECRET", None)
