@@ -9,6 +9,7 @@ probe), so a hung or crashed submission keeps what it earned elsewhere.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import secrets
@@ -27,6 +28,7 @@ from grader import sandbox, wire
 from grader.errors import SandboxError
 
 GRACE_SECONDS = 3.0
+START_SECONDS = 30.0  # for a sandbox to report in: generous, a loaded machine forks slowly
 MAX_ATTEMPTS = 4
 
 
@@ -238,8 +240,13 @@ class Worker:
                  requests: dict[str, tuple[str, dict[str, Any]]], cgroups: list[Path]) -> _Session:
         s = _Session()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The longest this sandbox may legitimately live (start-up waits included): its init
+        # ends itself then, should the grader and the worker both be gone.
+        lifetime = (2 * START_SECONDS + self.limits.notebook_seconds + GRACE_SECONDS
+                    + len(requests) * (self.limits.probe_seconds + GRACE_SECONDS))
         spawn = {"cmd": "spawn", "workdir": str(workdir), "cgroups": [str(p) for p in cgroups],
-                 "limits": self.limits.__dict__, "confine": self.confine}
+                 "limits": self.limits.__dict__, "confine": self.confine,
+                 "lifetime": math.ceil(lifetime)}
         holder = int(self._control_call(spawn, [theirs.fileno()])["pid"])
         theirs.close()
         init_pidfd: int | None = None
@@ -248,12 +255,12 @@ class Worker:
         notebook_deadline = time.monotonic() + self.limits.notebook_seconds + GRACE_SECONDS
         hard = self.limits.cell_seconds + GRACE_SECONDS
         try:
-            msg = self._recv(ours, time.monotonic() + 30)
+            msg = self._recv(ours, time.monotonic() + START_SECONDS)
             if msg is None or msg.get("type") != "spawned":
                 s.fatal = "the sandbox failed to start"
                 return s
             init_pidfd = _pidfd(int(msg["init_pid"]))
-            msg = self._recv(ours, time.monotonic() + 30)
+            msg = self._recv(ours, time.monotonic() + START_SECONDS)
             if msg is None or msg.get("type") != "hello":
                 s.fatal = "the sandbox failed to start"
                 return s

@@ -9,10 +9,11 @@ Order matters and is fixed here (see ``docs/security.md``):
 1. in the *holder* process (still outside): join the slot's cgroups, then
    ``unshare(user, pid, net, mount, ipc, uts)`` and map uid/gid 0 inside to the caller's ids
    outside, so "root" in the sandbox holds capabilities over nothing on the host;
-2. in the namespace's *init* process: private mounts and a fresh ``/proc`` that shows only
-   the sandbox's own processes;
-3. in the *runner* (the process that executes student code): rlimits, ``no_new_privs``,
-   Landlock (file system, TCP, signals and abstract sockets), then a scrubbed environment.
+2. the holder starts the namespace's *init* (pid 1, an exec'd ``sleep``) and forks the
+   *runner* (pid 2), the process that executes student code. The runner makes its mounts
+   private and mounts a fresh ``/proc`` that shows only the sandbox's own processes;
+3. then, still in the runner: rlimits, ``no_new_privs``, Landlock (file system, TCP, signals
+   and abstract sockets), and a scrubbed environment.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def remove_cgroups(paths: Iterable[Path]) -> None:
 # -- namespaces ----------------------------------------------------------------------------------
 
 def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Report:
-    """In the holder: unshare everything; the next child becomes the namespace's init."""
+    """In the holder: unshare everything; the first child becomes the namespace's init."""
     flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
     if _libc.unshare(flags) != 0:
         why = _errno_message()
@@ -151,7 +152,7 @@ def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Report:
 
 
 def finish_namespaces(report: Report) -> Report:
-    """In the namespace's init: private mounts and a /proc of our own."""
+    """In the runner, inside the namespaces: private mounts and a /proc of our own."""
     if not report.get("mount namespace", "").startswith("on"):
         report["private /proc"] = "off: no mount namespace"
         return report

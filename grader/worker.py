@@ -6,12 +6,14 @@ socket. It never receives a reference solution, an expected value or a notebook'
 the path of a staged temporary folder and, as an attached file descriptor, the socket the
 submission will talk to the grader on. Per request it forks a process tree::
 
-    worker ── holder (outside; waits, reports the exit status)
-                └── init (pid 1 of fresh user/pid/net/mount namespaces; reaps)
-                      └── runner (rlimits, Landlock; runs the cells, answers probes)
+    worker ── holder (outside; joins cgroups, unshares namespaces, reports the exit status)
+                ├── init (pid 1 of fresh user/pid/net/mount namespaces: an exec'd `sleep`)
+                └── runner (pid 2; rlimits, Landlock; runs the cells, answers probes)
 
 When init dies the kernel kills everything left in its pid namespace, so daemons, double forks
-and new sessions die with it. The grader kills init by its global pid to end a submission.
+and new sessions die with it. The grader kills init by its global pid to end a submission;
+the holder kills it when the runner ends on its own. Only holder and runner are forks of the
+worker: copying a torch-sized address space is the costliest step of a sandbox's start.
 
 Messages from the runner to the grader (all via ``wire``):
 ``hello`` (protections), ``cell`` (one per executed cell: index, status, seconds, error,
@@ -25,6 +27,7 @@ import base64
 import dataclasses
 import io
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -56,6 +59,11 @@ def preload() -> None:
     from traitlets.config import Config
 
     import grader.probelib  # noqa: F401  (probes import it after Landlock is on)
+
+    sleep = shutil.which("sleep")
+    if sleep is None:
+        raise RuntimeError("no `sleep` program on PATH: it is the sandbox's init")
+    _PRELOADED["sleep"] = sleep
 
     # The first optimizer a process creates imports torch._dynamo (about 1 s of CPU); widgets
     # are common in course notebooks. Pay for both once, here, not once per submission.
@@ -152,8 +160,9 @@ def _decode_control(raw: bytes) -> dict[str, Any]:
 # -- the forked tree -----------------------------------------------------------------------------
 
 def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
-    """Outside the namespaces: join cgroups, unshare, fork init, report its global pid."""
+    """Outside the namespaces: join cgroups, unshare, start init and the runner, report."""
     code = 70
+    init = 0
     try:
         os.setsid()
         for path in request.get("cgroups", []):
@@ -166,47 +175,37 @@ def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
             report = sandbox.enter_namespaces(outer_uid=os.getuid(), outer_gid=os.getgid())
         else:
             report = {"everything": "off: unconfined (benchmark)"}
+        if report.get("pid namespace") == "on":
+            # The first child becomes pid 1; when it dies, the kernel kills the namespace.
+            # It only has to exist, so it is a small program, not a fork of this process
+            # (copying torch's page tables costs more than the rest of the start-up). Its
+            # lifetime is a backstop for when grader and worker both die; otherwise the
+            # grader kills it, or this holder does once the runner is gone.
+            init = os.posix_spawn(_PRELOADED["sleep"], ["sleep", str(int(request["lifetime"]))],
+                                  {}, setsid=True)
         go_r, go_w = os.pipe()
-        init = os.fork()
-        if init == 0:
+        runner = os.fork()
+        if runner == 0:
             os.close(go_w)
             os.read(go_r, 1)
             os.close(go_r)
-            _init(sock, request, report)
+            _runner(sock, request, report)
         os.close(go_r)
-        wire.send(sock, {"type": "spawned", "init_pid": init})
+        # Killing init ends everything in the namespace; without one, the runner is the target.
+        wire.send(sock, {"type": "spawned", "init_pid": init or runner})
         sock.close()
         os.write(go_w, b"g")
         os.close(go_w)
-        _, status = os.waitpid(init, 0)
+        _, status = os.waitpid(runner, 0)
         code = os.waitstatus_to_exitcode(status)
         code = 128 - code if code < 0 else code
     finally:
-        os._exit(code)
-
-
-def _init(sock: socket.socket, request: dict[str, Any], report: sandbox.Report) -> None:
-    """pid 1 of the sandbox: mount /proc, fork the runner, reap until it is gone."""
-    code = 70
-    try:
-        sandbox.die_with_parent()
-        os.setsid()  # the runner's process group and session live inside the sandbox
-        if request.get("confine", True):
-            report = sandbox.finish_namespaces(report)
-        runner = os.fork()
-        if runner == 0:
-            _runner(sock, request, report)
-        sock.close()
-        while True:
+        if init:
             try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
-            if pid == runner:
-                code = os.waitstatus_to_exitcode(status)
-                code = 128 - code if code < 0 else code
-                break
-    finally:
+                os.kill(init, signal.SIGKILL)
+                os.waitpid(init, 0)
+            except OSError:
+                pass
         os._exit(code)
 
 
@@ -246,6 +245,10 @@ class _CappedText(io.TextIOBase):
 def _runner(sock: socket.socket, request: dict[str, Any], report: sandbox.Report) -> None:
     code = 0
     try:
+        sandbox.die_with_parent()
+        os.setsid()  # its own session and process group, inside the sandbox
+        if request.get("confine", True):
+            report = sandbox.finish_namespaces(report)
         code = _run_session(sock, request, report)
     except BaseException:  # the channel broke or the student broke the runtime: just die
         code = 71
