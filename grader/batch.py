@@ -299,8 +299,9 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
 
     One worker serves every slot: a fork server needs no more, and one start-up (seconds of
     imports) is all a batch pays. Measured on 2 cores against one worker per job: same speed
-    once running, about 3 s sooner to start. The ``warm`` worker (started and owned by the caller) is used when given; otherwise one
-    starts, only when a submission needs one, and is closed at the end.
+    once running, about 3 s sooner to start. The ``warm`` worker (started and owned by the
+    caller) is used when given; otherwise one starts, only when a submission needs one, and
+    is closed at the end.
     """
     todo: queue.Queue[Path] = queue.Queue()
     for d in dirs:
@@ -309,9 +310,10 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
     lock = threading.Lock()
     failures: list[BaseException] = []
     started: list[Worker] = []
+    starting = threading.Lock()  # not ``lock``: a start takes seconds, reused logs need not wait
 
     def the_worker() -> Worker:
-        with lock:
+        with starting:
             if warm is not None:
                 return warm
             if not started:
@@ -333,8 +335,11 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
         except BaseException as exc:  # surfaced in the caller's thread
             failures.append(exc)
 
-    # More threads than the worker has slots only wait their turn (Worker.run queues them).
-    threads = [threading.Thread(target=loop, daemon=True) for _ in range(max(1, min(jobs, len(dirs))))]
+    # One thread more than slots: it stages the next submission and takes the first slot
+    # freed, while the thread that ran there compares and writes. Sandboxes at once stay
+    # ``jobs`` (Worker.run queues for a slot); the grader's own work leaves no core idle.
+    threads = [threading.Thread(target=loop, daemon=True)
+               for _ in range(max(1, min(jobs + 1, len(dirs))))]
     try:
         for t in threads:
             t.start()
