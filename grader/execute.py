@@ -106,7 +106,7 @@ class Worker:
         env.pop("HOME")
         env["HOME"] = self._home
         # Transparent huge pages for the worker's heap: each fork then copies one page-table
-        # entry per 2 MiB instead of 512, and forks three times per submission. Measured on
+        # entry per 2 MiB instead of 512, and it forks twice per submission. Measured on
         # the worker with torch loaded: fork+exit 26 -> 13 ms. A no-op where THP is off. The
         # submission's own environment is replaced (worker._run_session), so it never sees this.
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"

@@ -177,15 +177,21 @@ def test_zip_layout(autograder_zip: Path) -> None:
     assert gradescope.write_zip(files) == autograder_zip.read_bytes()
 
 
+def autograde(zip_path: Path, tmp: Path, notebook: Path, upload_name: str) -> dict[str, Any]:
+    """Run the autograder on one upload; it must succeed and write a valid results.json."""
+    root = fake_autograder(zip_path, tmp, notebook, upload_name)
+    r = run_autograder(root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    results: dict[str, Any] = json.loads((root / "results" / "results.json").read_text())
+    assert gradescope.validate_results(results) == []
+    return results
+
+
 @pytest.mark.slow
 def test_correct_notebook_scores_30(autograder_zip: Path, tmp_path: Path) -> None:
     # Uploaded under another name, as browsers do on a second download.
-    root = fake_autograder(autograder_zip, tmp_path, EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb",
-                           "rnn_and_grad (2).ipynb")
-    r = run_autograder(root)
-    assert r.returncode == 0, r.stdout + r.stderr
-    results = json.loads((root / "results" / "results.json").read_text())
-    assert gradescope.validate_results(results) == []
+    results = autograde(autograder_zip, tmp_path, EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb",
+                        "rnn_and_grad (2).ipynb")
     assert results["score"] == 30.0
     assert sum(t["max_score"] for t in results["tests"]) == 30.0
     hidden = [t for t in results["tests"] if t["visibility"] == "after_published"]
@@ -194,12 +200,8 @@ def test_correct_notebook_scores_30(autograder_zip: Path, tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_untouched_template_scores_0(autograder_zip: Path, tmp_path: Path) -> None:
-    root = fake_autograder(autograder_zip, tmp_path, ROOT / "student_template" / "rnn_and_grad.ipynb",
-                           "rnn_and_grad.ipynb")
-    r = run_autograder(root)
-    assert r.returncode == 0, r.stdout + r.stderr
-    results = json.loads((root / "results" / "results.json").read_text())
-    assert gradescope.validate_results(results) == []
+    results = autograde(autograder_zip, tmp_path, ROOT / "student_template" / "rnn_and_grad.ipynb",
+                        "rnn_and_grad.ipynb")
     assert results["score"] == 0.0
     assert results["tests"][0]["name"] == "notebook runs without errors"
     assert "NotImplementedError" in results["tests"][0]["output"]
