@@ -44,6 +44,8 @@ __all__ = ["Report", "check", "check_all", "main"]
 # Bundles installed with the student package (``grader build`` puts them in the wheel).
 PACKAGE_CHECKS = Path(__file__).resolve().parent / "checks"
 _REPORT_MIME = "application/x-grader-checks+json"
+# A student's laptop or a CI runner is slower than the grading machine: twice the spec's limits.
+PROBE_SLACK = CELL_SLACK = 2.0
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,8 @@ class Report:
         if _in_kernel():
             from IPython.display import display
 
-            display({"text/html": self.html(), "text/plain": self.text()}, raw=True)
+            display({"text/html": self.html(), "text/plain": self.text()},  # type: ignore[no-untyped-call]
+                    raw=True)
         else:
             print(self.text())
 
@@ -176,7 +179,7 @@ def _namespace(ns: dict[str, Any] | None) -> dict[str, Any]:
     shell = _ipython()
     if shell is not None:
         return cast(dict[str, Any], shell.user_ns)
-    return cast(dict[str, Any], sys.modules["__main__"].__dict__)
+    return sys.modules["__main__"].__dict__
 
 
 # -- finding the checks ------------------------------------------------------------------------
@@ -275,7 +278,7 @@ def find_bundle(*, ns: dict[str, Any], assignment: str | None = None,
 # -- running the checks ------------------------------------------------------------------------
 
 def run_checks(bundle: Bundle, *, ns: dict[str, Any], questions: Sequence[str] | None = None,
-               question: str | None = None) -> Report:
+               question: str | None = None, probe_seconds: float | None = None) -> Report:
     """Ask the probes (each distinct request once), then score exactly as the grader does."""
     a = bundle.assignment
     known = [q.id for q in a.questions]
@@ -290,27 +293,51 @@ def run_checks(bundle: Bundle, *, ns: dict[str, Any], questions: Sequence[str] |
     answers: dict[str, _Answer] = {}
     for c in chosen:
         if c.request_key not in answers:
-            answers[c.request_key] = _ask(module, ns, c.probe, c.args)
+            answers[c.request_key] = _ask(module, ns, c.probe, c.args,
+                                          seconds=probe_seconds or PROBE_SLACK * a.probe_seconds)
     results = grading.grade(assignment=replace(a, checks=chosen),
                             execution=cast("Execution", _LiveRun(answers)),
                             expected=bundle.expected)
     return Report(a.name, question, results, time.perf_counter() - started)
 
 
-def _ask(module: types.ModuleType, ns: dict[str, Any], probe: str, args: dict[str, Any]) -> _Answer:
-    """One probe call, with the sandbox's conventions: arguments and answer cross ``wire``."""
-    from grader import probelib  # imports torch: only once a check actually runs
+def _ask(module: types.ModuleType, ns: dict[str, Any], probe: str, args: dict[str, Any], *,
+         seconds: float) -> _Answer:
+    """One probe call, with the sandbox's conventions: arguments and answer cross ``wire``, and
+    a probe that overruns its time limit is stopped and reported as not finished."""
+    import _thread
+    import threading
+
     import torch
+
+    from grader import probelib  # imports torch: only once a check actually runs
 
     sent = {k: wire.decode_value(wire.encode_value(v)) for k, v in args.items()}
     sink = io.StringIO()
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        _thread.interrupt_main()  # a KeyboardInterrupt in this thread: portable, unlike SIGALRM
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
     # fork_rng: building a layer draws initial weights; the student's random stream must not move.
     with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(sink), \
             contextlib.redirect_stderr(sink):
         try:
-            value = getattr(module, probe)(ns, **sent)
+            timer.start()
+            try:
+                value = getattr(module, probe)(ns, **sent)
+            finally:
+                timer.cancel()
             return _Answer(True, wire.decode_value(wire.encode_value(value)))
-        except Exception as exc:  # KeyboardInterrupt stays the student's: they stop the cell
+        except KeyboardInterrupt:
+            if not fired.is_set():
+                raise  # the student pressed stop: that is theirs, not a result
+            return _Answer(False, error={"kind": "timeout", "ename": "TimeoutError",
+                                         "evalue": "", "traceback": ""})
+        except Exception as exc:
             return _Answer(False, error=probelib.describe_failure(exc))
 
 
@@ -338,12 +365,15 @@ def check_all(*, ns: dict[str, Any] | None = None, assignment: str | None = None
     return report
 
 
-def _emit(*, checks_dir: str, assignment: str) -> None:
+def _emit(*, checks_dir: str, assignment: str, probe_seconds: float) -> None:
     """Run by ``main`` in the kernel after the student's cells: the results, as data."""
-    report = check_all(assignment=assignment, checks_dir=checks_dir, quiet=True)
+    space = _namespace(None)
+    bundle = find_bundle(ns=space, assignment=assignment, checks_dir=Path(checks_dir))
+    report = run_checks(bundle, ns=space, probe_seconds=probe_seconds)
     from IPython.display import display
 
-    display({_REPORT_MIME: json.dumps({"checks": report.as_log_checks()})}, raw=True)
+    display({_REPORT_MIME: json.dumps({"checks": report.as_log_checks()})},  # type: ignore[no-untyped-call]
+            raw=True)
 
 
 # -- grader-check: the notebook file, run in a kernel ------------------------------------------
@@ -369,10 +399,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                      "(in CI: $GITHUB_STEP_SUMMARY)")
     parser.add_argument("--timeout", type=float, help="seconds per cell (default: twice the "
                                                       "assignment's limit)")
+    parser.add_argument("--probe-timeout", type=float, help="seconds per check (default: twice "
+                                                            "the assignment's limit)")
     args = parser.parse_args(argv)
     try:
         log = check_notebook(notebook=args.notebook, assignment=args.assignment,
-                             checks_dir=args.checks, out_dir=args.out, timeout=args.timeout)
+                             checks_dir=args.checks, out_dir=args.out, timeout=args.timeout,
+                             probe_timeout=args.probe_timeout)
     except GraderError as exc:
         print(f"grader-check: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -396,7 +429,8 @@ def _log_text(log: dict[str, Any]) -> str:
 
 def check_notebook(*, notebook: Path, assignment: str | None = None,
                    checks_dir: Path | None = None, out_dir: Path | None = None,
-                   timeout: float | None = None) -> dict[str, Any]:
+                   timeout: float | None = None, probe_timeout: float | None = None
+                   ) -> dict[str, Any]:
     """Execute ``notebook`` in a kernel started in its folder, then ask the visible checks there.
 
     Returns a log shaped like ``grader check``'s (checks, errors, cells with figures).
@@ -436,9 +470,10 @@ def check_notebook(*, notebook: Path, assignment: str | None = None,
                                                      expected=bundle.expected,
                                                      unavailable=problem)]
     else:
-        limit = timeout if timeout is not None else 2 * a.cell_seconds
+        limit = timeout if timeout is not None else CELL_SLACK * a.cell_seconds
+        per_probe = probe_timeout if probe_timeout is not None else PROBE_SLACK * a.probe_seconds
         checks, errors, cells = _run_in_kernel(nb, notebook.resolve().parent, bundle_dir.resolve(),
-                                               a, bundle, limit, out_dir)
+                                               bundle, limit, per_probe, out_dir)
     from grader import report
 
     log: dict[str, Any] = {
@@ -472,18 +507,21 @@ def _questions(a: spec.Assignment, checks: list[dict[str, Any]]) -> dict[str, di
     return out
 
 
-def _run_in_kernel(nb: Any, workdir: Path, bundle_dir: Path, a: spec.Assignment, bundle: Bundle,
-                   limit: float, out_dir: Path | None
+def _run_in_kernel(nb: Any, workdir: Path, bundle_dir: Path, bundle: Bundle, limit: float,
+                   per_probe: float, out_dir: Path | None
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     import base64
 
     import nbformat
     from nbclient import NotebookClient
+
+    a = bundle.assignment
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     ask = nbformat.v4.new_code_cell(  # type: ignore[no-untyped-call]
         "import grader.notebook as _grader_notebook\n"
-        f"_grader_notebook._emit(checks_dir={str(bundle_dir)!r}, assignment={a.name!r})\n"
+        f"_grader_notebook._emit(checks_dir={str(bundle_dir)!r}, assignment={a.name!r}, "
+        f"probe_seconds={per_probe!r})\n"
         "del _grader_notebook\n")
     run = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
     run.metadata = nb.metadata
@@ -496,25 +534,31 @@ def _run_in_kernel(nb: Any, workdir: Path, bundle_dir: Path, a: spec.Assignment,
                             allow_errors=True, interrupt_on_timeout=True,
                             resources={"metadata": {"path": str(workdir)}}, env=env)
     errors: list[dict[str, Any]] = []
-    stopped = ""
+    stopped, stopped_at = "", -1
     try:
         with client.setup_kernel():
             for position, cell in enumerate(run.cells):
+                if cell is ask:  # each probe has its own limit; the cell needs all of theirs
+                    client.timeout = int(limit + per_probe * len(a.checks)) + 10
                 try:
                     client.execute_cell(cell, position)
                 except CellTimeoutError:
-                    stopped = f"cell {position + 1} timed out and could not be interrupted"
+                    stopped, stopped_at = "timed out and could not be interrupted", position
                     break
                 except DeadKernelError:
-                    stopped = f"cell {position + 1} was killed (the kernel died)"
+                    stopped, stopped_at = "stopped the kernel (it died)", position
                     break
     except (RuntimeError, OSError) as exc:
         raise GraderError(f"could not start a Jupyter kernel: {exc}") from None
+    from grader.submission import cell_label, code_cell_number
+
+    sources = tuple(c.source if c.cell_type == "code" else None for c in nb.cells)
     cells: list[dict[str, Any]] = []
     for index, cell in enumerate(run.cells[:-1]):
         if cell.cell_type != "code":
             continue
-        status, figures, stdout = "ok", [], []
+        number = code_cell_number(sources, index)
+        status, figures, stdout = "ok", list[str](), list[str]()
         if cell.get("execution_count") is None and not cell.get("outputs"):
             status = "not_run"
         for k, output in enumerate(cell.get("outputs", []), start=1):
@@ -524,19 +568,22 @@ def _run_in_kernel(nb: Any, workdir: Path, bundle_dir: Path, a: spec.Assignment,
                 timed_out = output.ename == "KeyboardInterrupt"
                 status = "timeout" if timed_out else "error"
                 verb = "timed out" if timed_out else f"raised {output.ename}"
-                evalue = f"cell exceeded {limit:g} s" if timed_out else output.evalue
-                errors.append({"kind": f"cell_{status}", "cell": index + 1,
-                               "message": f"cell {index + 1} {verb}: {evalue}"})
+                evalue = "cell exceeded its time limit" if timed_out else output.evalue
+                errors.append({"kind": f"cell_{status}", "cell": number,
+                               "message": f"{cell_label(sources, index)} {verb}: {evalue}"})
             elif "image/png" in output.get("data", {}):
-                figure = f"figures/cell-{index + 1:02d}-{len(figures) + 1}.png"
+                figure = f"figures/cell-{number:02d}-{len(figures) + 1}.png"
                 if out_dir is not None:
                     from grader import report
 
                     report.atomic_write(out_dir / figure, base64.b64decode(output.data["image/png"]))
                 figures.append(figure)
-        cells.append({"cell": index + 1, "status": status, "figures": figures,
+        cells.append({"cell": number, "status": status, "figures": figures,
                       "stdout": "".join(stdout)[-4000:]})
     if stopped:
+        where = (cell_label(sources, stopped_at) if stopped_at < len(sources)
+                 else "the cell running the checks")
+        stopped = f"{where} {stopped}"
         errors.append({"kind": "stopped", "message": stopped})
     checks = _answers(run.cells[-1])
     if checks is None:
