@@ -1,9 +1,11 @@
 """The last-name data set: find it, load it, hold part of it out, stage the rest for a student.
 
 Where the data comes from, first match wins: ``--data DIR``; the environment variable the
-assignment names (``data.env``); a cached copy of the canonical archive; a download of
-``data.url`` verified against ``data.sha256`` (refused when no checksum is pinned). Grading
-never touches the network when a folder is given.
+assignment names (``data.env``); the copy shipped with the assignment (``data.path``, checked
+against ``data.sha256``); a cached or fresh download of ``data.url``, verified against the same
+checksum (refused when none is pinned). ``data.sha256`` is ``folder_sha256`` of the
+``<Language>.txt`` files, not of an archive, so the shipped copy and any download are held to
+one real value. Grading never touches the network when a folder is there.
 
 The held-out names are chosen by a salted hash of the *name string*, so a held-out name is
 absent from every language's staged file, and the student's process gets the names (never
@@ -88,8 +90,16 @@ def split(data: dict[str, list[str]], *, salt: str, fraction: float
     return visible, held
 
 
+def folder_sha256(folder: Path) -> str:
+    """One checksum for a folder's ``*.txt`` files: their names and bytes, in sorted order."""
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.txt")):
+        h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def fetch(url: str, *, sha256: str, cache_dir: Path) -> Path:
-    """Download ``url`` once, verify it, unpack it; returns the folder of ``*.txt`` files."""
+    """Download ``url`` once, unpack it, verify its names files; returns their folder."""
     if not sha256:
         raise InputError(f"no checksum is pinned for {url}: set data.sha256 in the assignment "
                          "or give the data folder with --data")
@@ -105,10 +115,6 @@ def fetch(url: str, *, sha256: str, cache_dir: Path) -> Path:
                 shutil.copyfileobj(response, f)
         except OSError as exc:
             raise InputError(f"could not download {url}: {exc}") from None
-        got = hashlib.sha256(archive.read_bytes()).hexdigest()
-        if got != sha256:
-            raise InputError(f"{url}: checksum mismatch (expected sha256 {sha256}, got {got}); "
-                             "the download was discarded")
         unpacked = Path(tmp) / "unpacked"
         try:
             with zipfile.ZipFile(archive) as z:
@@ -118,8 +124,13 @@ def fetch(url: str, *, sha256: str, cache_dir: Path) -> Path:
                 z.extractall(unpacked)
         except zipfile.BadZipFile as exc:
             raise InputError(f"{url}: not a zip archive ({exc})") from None
-        if _names_folder(unpacked) is None:
+        names = _names_folder(unpacked)
+        if names is None:
             raise InputError(f"{url}: the archive holds no <Language>.txt files")
+        got = folder_sha256(names)
+        if got != sha256:
+            raise InputError(f"{url}: checksum mismatch (expected sha256 {sha256} of the names "
+                             f"files, got {got}); the download was discarded")
         os.replace(unpacked, target)
     found = _names_folder(target)
     assert found is not None
@@ -142,10 +153,19 @@ def locate(assignment: Assignment, data_dir: Path | None, *, cache_dir: Path | N
         return data_dir
     if os.environ.get(spec.env):
         return Path(os.environ[spec.env])
+    shipped = assignment.directory / spec.path if spec.path else None
+    if shipped is not None and shipped.is_dir():
+        if spec.sha256 and folder_sha256(shipped) != spec.sha256:
+            raise InputError(f"{shipped}: the names files differ from the data.sha256 pinned in "
+                             f"{assignment.directory / 'assignment.yaml'} (restore them, or pin "
+                             f"{folder_sha256(shipped)})")
+        return shipped
     if spec.url:
         cache = cache_dir or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "grader"
         return fetch(spec.url, sha256=spec.sha256, cache_dir=cache / spec.name)
-    raise InputError(f"{assignment.name} needs the {spec.name} data: pass --data DIR or set {spec.env}")
+    where = f" (no copy at {shipped})" if shipped is not None else ""
+    raise InputError(f"{assignment.name} needs the {spec.name} data{where}: "
+                     f"pass --data DIR or set {spec.env}")
 
 
 @dataclass

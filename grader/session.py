@@ -6,10 +6,11 @@ Keyword-only on purpose: these are what the CLI, the tests and the benchmark cal
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import nbformat
 import yaml
@@ -18,6 +19,9 @@ from rich.console import Console
 from grader import batch, report, sandbox, spec, wire
 from grader.errors import InputError, SpecError
 from grader.execute import Worker
+
+if TYPE_CHECKING:  # not at run time: grader.cluster imports Dask
+    from grader.cluster import ClusterExecutor
 
 CACHE_DIR = ".cache"
 
@@ -28,8 +32,17 @@ class GradingSession:
     def __init__(self, *, root: Path, assignment: spec.Assignment, out_dir: Path,
                  force: bool = False, data_dir: Path | None = None,
                  console: Console | None = None, checks_dir: Path | None = None,
-                 jobs: int = 1) -> None:
-        """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``."""
+                 jobs: int = 1, scheduler: str | None = None,
+                 allow_unconfined: bool = False) -> None:
+        """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``.
+
+        With ``scheduler`` (a Dask address) submissions run on that cluster; the reference, the
+        expected values and all grading stay here. ``allow_unconfined`` lets it use workers
+        whose sandbox has a protection off.
+        """
+        self.scheduler = scheduler
+        self.allow_unconfined = allow_unconfined
+        self._cluster: ClusterExecutor | None = None
         self.checks_dir = checks_dir
         self.jobs = jobs
         self.root = root
@@ -42,15 +55,26 @@ class GradingSession:
         self._worker: Worker | None = None
         self.ctx: batch.Context | None = None
         self.worker_stats: list[dict[str, int]] = []
+        self.stale: list[str] = []  # students whose logs were set aside (see report.set_aside_stale)
 
     def __enter__(self) -> GradingSession:
         a = self.assignment
         reference = self.root / "reference" / a.notebook
-        self._worker = Worker(limits=self.limits, slots=self.jobs)
+        if self.scheduler:
+            from grader.cluster import ClusterExecutor
+
+            # First: an unreachable scheduler stops the run (exit 5) before anything runs.
+            self._cluster = ClusterExecutor(
+                scheduler=self.scheduler, limits=self.limits,
+                allow_unconfined=self.allow_unconfined,
+                warn=lambda line: self.console.print(f"WARNING: {line}", style="bold red",
+                                                     markup=False, highlight=False))
         try:
+            # With a cluster, only the reference runs here.
+            self._worker = Worker(limits=self.limits, slots=1 if self._cluster else self.jobs)
             self._prepare(a, reference, self._worker)
         except BaseException:
-            self._worker.close()
+            self.__exit__()
             raise
         return self
 
@@ -79,10 +103,14 @@ class GradingSession:
     def __exit__(self, *exc: object) -> None:
         if self._worker is not None:
             self._worker.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
     def grade(self, dirs: list[Path], *, jobs: int,
               on_done: Callable[[dict[str, Any]], None] = lambda r: None) -> list[dict[str, Any]]:
         assert self.ctx is not None, "use GradingSession as a context manager"
+        if self._cluster is not None:  # as many in flight as the cluster has sandboxes
+            jobs = self._cluster.slots
         warned: list[bool] = []
 
         def done(result: dict[str, Any]) -> None:
@@ -92,12 +120,14 @@ class GradingSession:
                 warn_protections(result["sandbox"]["protections"], self.console)
             on_done(result)
 
-        results = batch.run_parallel(self.ctx, dirs, jobs=jobs, limits=self.limits,
-                                     on_done=done, warm=self._worker,
-                                     worker_stats=self.worker_stats)
-        logs = list(batch.iter_logs(self.out_dir))
-        report.write_summary(self.out_dir, logs, [q.id for q in self.assignment.questions])
-        return results
+        self.stale = report.set_aside_stale(self.out_dir, [d.name for d in dirs])
+        try:
+            return batch.run_parallel(self.ctx, dirs, jobs=jobs, limits=self.limits,
+                                      on_done=done, warm=self._cluster or self._worker,
+                                      worker_stats=self.worker_stats)
+        finally:  # interrupted too: the summary describes every log there is
+            logs = list(batch.iter_logs(self.out_dir))
+            report.write_summary(self.out_dir, logs, [q.id for q in self.assignment.questions])
 
 
 def load_expected(checks_dir: Path) -> tuple[dict[str, Any], str]:
@@ -203,43 +233,91 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
     assignments = spec.load_all(root)
     limits = max((batch.limits_for(a) for a in assignments), key=lambda l: l.notebook_seconds,
                  default=sandbox.Limits())
+    tolerances: dict[Path, dict[str, spec.Tolerance]] = {}
     with Worker(limits=limits) as worker:
         for a in assignments:
             wanted.update(_shipped_checks(a, root, template_dir, worker, data_dir))
-    for path, content in wanted.items():
-        if not path.is_file() or path.read_bytes() != content:
-            stale.append(str(path.relative_to(root)))
+            tolerances[template_dir / "checks" / a.name / "expected.json"] = {
+                c.request_key: c.tolerance for c in a.visible_only().checks}
+    changed = {path: content for path, content in wanted.items()
+               if not _same_content(path, content, tolerances.get(path))}
+    stale += [str(path.relative_to(root)) for path in changed]
     if check_only:
         return stale
     build.build_templates(reference_dir=reference_dir, template_dir=template_dir)
-    for path, content in wanted.items():
+    for path, content in changed.items():
         report.atomic_write(path, content)
     for item in stale:
         console.print(f"wrote {item}")
     return stale
 
 
+def _same_content(path: Path, content: bytes, tolerances: dict[str, spec.Tolerance] | None) -> bool:
+    """Is ``path`` already ``content``? Expected values count as equal within their checks'
+    tolerance: float32 results differ in the last bit from one CPU to another."""
+    try:
+        old = path.read_bytes()
+    except OSError:
+        return False
+    if old == content or tolerances is None:
+        return old == content
+    from grader.compare import compare
+
+    try:
+        have = {k: wire.decode_value(v) for k, v in json.loads(old).items()}
+        want = {k: wire.decode_value(v) for k, v in json.loads(content).items()}
+    except (ValueError, wire.WireError):
+        return False
+    if set(have) != set(want):
+        return False
+    for key, value in want.items():
+        tol = tolerances.get(key, spec.Tolerance(rtol=0.0, atol=0.0))
+        if not compare(have[key], value, rtol=tol.rtol, atol=tol.atol, name=key).passed:
+            return False
+    return True
+
+
 def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, worker: Worker,
                     data_dir: Path | None) -> dict[Path, bytes]:
-    """The visible checks' spec, probes and expected values, never the hidden ones."""
-    return checks_bundle(a, root=root, dest=template_dir / "checks" / a.name, worker=worker,
-                         data_dir=data_dir, include_hidden=False)
+    """The visible checks' spec, probes and expected values, never the hidden ones; and the
+    assignment's data where the template's notebook reads it."""
+    files: dict[Path, bytes] = {}
+    data_at = None
+    if a.data is not None:
+        from grader import data as data_mod
+
+        source = data_mod.locate(a, data_dir)
+        data_at = template_dir / str(a.extra.get("stage_data_as", "data/names"))
+        for path in sorted(source.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                files[data_at / path.name] = path.read_bytes()
+    files.update(checks_bundle(a, root=root, dest=template_dir / "checks" / a.name,
+                               worker=worker, data_dir=data_dir, include_hidden=False,
+                               data_at=data_at))
+    return files
 
 
 def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, worker: Worker,
-                  data_dir: Path | None, include_hidden: bool) -> dict[Path, bytes]:
+                  data_dir: Path | None, include_hidden: bool,
+                  data_at: Path | None = None) -> dict[Path, bytes]:
     """Files that let ``grader`` grade without ``reference/``: spec, probes, expected values.
 
     With ``include_hidden`` (an instructor's bundle, e.g. for Gradescope) the hidden checks and
-    their expected values are in it; without (the student template) they are not.
+    their expected values are in it; without (the student template) they are not. ``data_at``
+    is where the assignment's data will sit beside the bundle (the template's copy).
     """
     visible = a if include_hidden else a.visible_only()
     raw = yaml.safe_load((a.directory / "assignment.yaml").read_text())
     if not include_hidden:
         raw["checks"] = [c for c in raw["checks"]
                          if c.get("visibility") == "visible" and c.get("kind") != "accuracy"]
-    if a.data is not None and not include_hidden:
-        raw.get("data", {}).pop("holdout_salt", None)
+    if a.data is not None:
+        data_spec = raw.get("data", {})
+        data_spec.pop("path", None)
+        if not include_hidden:
+            data_spec.pop("holdout_salt", None)
+        if data_at is not None:
+            data_spec["path"] = os.path.relpath(data_at, dest)
     reference = root / "reference" / a.notebook
     if not reference.is_file():
         raise SpecError(f"{reference}: reference notebook not found for {a.name}")

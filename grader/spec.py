@@ -82,6 +82,8 @@ class DataSpec:
     sha256: str = ""
     holdout_fraction: float = 0.1
     holdout_salt: str = ""
+    # The copy shipped with the assignment, relative to its folder ("" when none is shipped).
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,8 @@ def load(directory: Path) -> Assignment:
             name=r.get(d, "name", "data.", str), env=r.get(d, "env", "data.", str),
             url=r.get(d, "url", "data.", str, ""), sha256=r.get(d, "sha256", "data.", str, ""),
             holdout_fraction=r.get(d, "holdout_fraction", "data.", float, 0.1),
-            holdout_salt=r.get(d, "holdout_salt", "data.", str, name))
+            holdout_salt=r.get(d, "holdout_salt", "data.", str, name),
+            path=r.get(d, "path", "data.", str, ""))
         if not 0 < data.holdout_fraction < 1:
             raise r.fail("data.holdout_fraction", "expected a number between 0 and 1")
     records = []

@@ -66,13 +66,16 @@ def test_real_data_set_and_split() -> None:
     assert other[1] != held
 
 
-def archive(tmp_path: Path) -> tuple[Path, str]:
-    folder = make_names(tmp_path / "src" / "data" / "names", {"Czech.txt": "Novak\n", "Dutch.txt": "Smit\n"})
+def archive(tmp_path: Path, folder: Path | None = None) -> tuple[Path, str]:
+    """A zip of ``folder`` (default: two small files) as data/names/, and the checksum of its
+    names files (what data.sha256 pins)."""
+    if folder is None:
+        folder = make_names(tmp_path / "src" / "data" / "names", {"Czech.txt": "Novak\n", "Dutch.txt": "Smit\n"})
     path = tmp_path / "data.zip"
     with zipfile.ZipFile(path, "w") as z:
-        for f in folder.iterdir():
+        for f in sorted(folder.iterdir()):
             z.write(f, f"data/names/{f.name}")
-    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+    return path, data.folder_sha256(folder)
 
 
 def test_download_verifies_checksum_and_caches(tmp_path: Path) -> None:
@@ -89,8 +92,8 @@ def test_checksum_mismatch_discards_the_download(tmp_path: Path) -> None:
     wrong = "0" * 64
     with pytest.raises(InputError) as info:
         data.fetch(path.as_uri(), sha256=wrong, cache_dir=tmp_path / "cache")
-    assert str(info.value) == (f"{path.as_uri()}: checksum mismatch (expected sha256 {wrong}, "
-                               f"got {digest}); the download was discarded")
+    assert str(info.value) == (f"{path.as_uri()}: checksum mismatch (expected sha256 {wrong} of "
+                               f"the names files, got {digest}); the download was discarded")
     assert list((tmp_path / "cache").iterdir()) == []
 
 
@@ -126,3 +129,49 @@ def test_accuracy_maps_the_notebooks_category_order() -> None:
     passed, score, message = _accuracy(check, got, truth)
     assert (passed, score) == (True, 10.0)
     assert message == "held-out accuracy 100.0% on 4 names: 10 of 10 points (0 at 70%, full at 80%)"
+
+
+# -- issue 10: the data ships with the project ------------------------------------------------
+
+def test_the_shipped_copy_is_read_by_default_and_matches_the_pinned_checksum(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRADER_NAMES_DATA", raising=False)
+    a = spec.find(ROOT, "rnn_last_name")
+    assert a.data is not None
+    shipped = ROOT / "assignments" / "rnn_last_name" / "data" / "names"
+    assert data.locate(a, None) == shipped
+    assert data.folder_sha256(shipped) == a.data.sha256
+    assert (shipped / "LICENSE").read_text().startswith("The MIT License (MIT)")
+    assert "practical-pytorch" in (shipped / "README.md").read_text()
+    # The student template carries the same files where its notebook reads them.
+    template = ROOT / "student_template" / "data" / "names"
+    assert data.folder_sha256(template) == a.data.sha256
+
+
+def test_a_changed_shipped_copy_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GRADER_NAMES_DATA", raising=False)
+    import dataclasses
+    import shutil
+
+    a = spec.find(ROOT, "rnn_last_name")
+    copy = tmp_path / "rnn_last_name"
+    shutil.copytree(a.directory, copy)
+    (copy / "data" / "names" / "Korean.txt").write_text("Kim\n", encoding="utf-8")
+    moved = dataclasses.replace(a, directory=copy)
+    with pytest.raises(InputError) as info:
+        data.locate(moved, None)
+    got = data.folder_sha256(copy / "data" / "names")
+    assert str(info.value) == (
+        f"{copy / 'data' / 'names'}: the names files differ from the data.sha256 pinned in "
+        f"{copy / 'assignment.yaml'} (restore them, or pin {got})")
+    assert data.locate(moved, NAMES_DATA) == NAMES_DATA  # --data still overrides it
+    monkeypatch.setenv("GRADER_NAMES_DATA", str(NAMES_DATA))
+    assert data.locate(moved, None) == NAMES_DATA  # and so does the environment
+
+
+def test_a_download_of_the_shipped_files_verifies_against_the_pinned_checksum(tmp_path: Path) -> None:
+    a = spec.find(ROOT, "rnn_last_name")
+    assert a.data is not None
+    path, digest = archive(tmp_path, NAMES_DATA)
+    assert digest == a.data.sha256
+    folder = data.fetch(path.as_uri(), sha256=a.data.sha256, cache_dir=tmp_path / "cache")
+    assert data.load_names(folder) == data.load_names(NAMES_DATA)
