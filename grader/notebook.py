@@ -216,9 +216,10 @@ def _bundle_dirs(checks_dir: Path | None) -> list[Path]:
         if not found:
             raise InputError(f"{checks_dir}: no checks bundle there (no assignment.yaml)")
         return found
-    # The installed package's bundles, then the template's checks/ beside the notebook (an
-    # instructor's checkout has no package data).
-    for place in (PACKAGE_CHECKS, Path.cwd() / "checks"):
+    # The template's checks/ beside the notebook first: a kernel starts in the notebook's folder,
+    # and pip keeps an installed wheel of the same version, so after a template update those are
+    # the current ones. Then the installed package's (Colab has no checkout).
+    for place in (Path.cwd() / "checks", PACKAGE_CHECKS):
         found = sorted(p.parent for p in place.glob("*/assignment.yaml")
                        if (p.parent / "expected.json").is_file())
         if found:

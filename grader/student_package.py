@@ -1,0 +1,117 @@
+"""The student package: a small wheel with the visible checks, for Jupyter, Colab and CI.
+
+``grader build`` writes ``student_template/grader_checks-<version>-py3-none-any.whl``. It holds
+the import package ``grader`` cut down to what the checks need (comparison, wire, spec, probes
+helper, scoring, ``grader.notebook`` and its ``grader-check`` command, the feedback page) and,
+as package data, each assignment's visible checks bundle (``grader/checks/<name>/``: the spec
+without hidden checks, the probes, the visible expected values). No sandbox, no reference, no
+hidden check, nothing that imports only on Linux. It accepts the torch that is there
+(``torch>=2.1``): Colab's must not be replaced.
+
+The wheel is written by hand rather than by a build backend: its contents are exactly the files
+listed here, and fixed timestamps make it byte-for-byte reproducible, so ``grader build
+--check-only`` can tell whether the one in the template is stale.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import stat
+import zipfile
+from pathlib import Path
+
+import grader
+
+DIST_NAME = "grader-checks"
+# The modules a student needs, by name. Every import they make at module level must work on
+# macOS and Windows (tests/test_notebook_checks.py checks grader.notebook's; the fresh-venv test
+# in tests/test_student_package.py installs this list and runs it).
+MODULES = ("__init__", "errors", "compare", "wire", "spec", "probelib", "grade", "notebook",
+           "submission", "report", "feedback")
+REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1")
+# For grader-check (runs the notebook file in a kernel); Jupyter and Colab have these already.
+CLI_REQUIRES = ("nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29")
+REQUIRES_PYTHON = ">=3.10"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def wheel_name(version: str = grader.__version__) -> str:
+    return f"{DIST_NAME.replace('-', '_')}-{version}-py3-none-any.whl"
+
+
+def _metadata(version: str) -> str:
+    lines = ["Metadata-Version: 2.4", f"Name: {DIST_NAME}", f"Version: {version}",
+             "Summary: The visible checks of the course's notebooks: run them in Jupyter, "
+             "Colab or CI", "License-Expression: MIT", f"Requires-Python: {REQUIRES_PYTHON}"]
+    lines += [f"Requires-Dist: {r}" for r in REQUIRES]
+    lines.append("Provides-Extra: cli")
+    lines += [f'Requires-Dist: {r}; extra == "cli"' for r in CLI_REQUIRES]
+    return "\n".join(lines) + "\n\n" + (
+        "Run the visible checks of an assignment in your notebook:\n\n"
+        "    from grader import notebook as checks\n    checks.check(\"1.A\")\n")
+
+
+def files(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
+          version: str = grader.__version__) -> dict[str, bytes]:
+    """Member name -> content, dist-info included (RECORD last, as it lists the others).
+
+    ``bundles``: assignment name -> {file name -> content} of its visible checks bundle.
+    """
+    out: dict[str, bytes] = {}
+    for module in MODULES:
+        out[f"grader/{module}.py"] = (package_dir / f"{module}.py").read_bytes()
+    for name, bundle in sorted(bundles.items()):
+        for filename, content in sorted(bundle.items()):
+            out[f"grader/checks/{name}/{filename}"] = content
+    info = f"{DIST_NAME.replace('-', '_')}-{version}.dist-info"
+    out[f"{info}/METADATA"] = _metadata(version).encode()
+    out[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: grader.student_package\n"
+                            b"Root-Is-Purelib: true\nTag: py3-none-any\n")
+    out[f"{info}/entry_points.txt"] = b"[console_scripts]\ngrader-check = grader.notebook:main\n"
+    out[f"{info}/top_level.txt"] = b"grader\n"
+    record = [f"{n},sha256={_digest(c)},{len(c)}" for n, c in out.items()]
+    out[f"{info}/RECORD"] = ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()
+    return out
+
+
+def _digest(content: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+
+
+def build_wheel(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
+                version: str = grader.__version__) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files(package_dir=package_dir, bundles=bundles,
+                                   version=version).items():
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.external_attr = (0o644 | stat.S_IFREG) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, content, compresslevel=9)
+    return buf.getvalue()
+
+
+def template_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Path, bytes]:
+    """The wheel ``grader build`` writes into ``template_dir``, made from the same checks files
+    it ships there (``checks``: path -> content, as ``session.checks_bundle`` returns them)."""
+    bundles: dict[str, dict[str, bytes]] = {}
+    root = template_dir / "checks"
+    for path, content in checks.items():
+        if root not in path.parents:
+            continue
+        rel = path.relative_to(root)
+        bundles.setdefault(rel.parts[0], {})["/".join(rel.parts[1:])] = content
+    package_dir = Path(grader.__file__).resolve().parent
+    return {template_dir / wheel_name(): build_wheel(package_dir=package_dir, bundles=bundles)}
+
+
+def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Path, bytes]:
+    """``template_wheel``, but only if the file in ``template_dir`` differs (what to write).
+
+    ``checks`` must be the bundles as the template will hold them after the build, so that the
+    wheel and ``checks/`` never disagree."""
+    return {path: content for path, content in template_wheel(template_dir=template_dir,
+                                                               checks=checks).items()
+            if not path.is_file() or path.read_bytes() != content}
