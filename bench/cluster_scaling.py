@@ -1,0 +1,105 @@
+"""Grading on a Dask cluster: throughput with 1 and 2 worker processes, and what a task costs.
+
+Grades the last-name reference notebook (training included) as N students three ways: locally
+(one sandbox), on a LocalCluster of 1 Dask worker process, and on one of 2, each worker with one
+thread (so one sandbox). Prints the throughput of each, the 2-worker / 1-worker ratio, and the
+per-task overhead of the cluster against a local run: (wall time per submission) and (a
+submission's total time in the grader minus its execution time in the sandbox).
+
+    .venv/bin/python bench/cluster_scaling.py [--n 4] [--data DIR]
+
+Needs the cluster extra (pip install -e '.[cluster]') and the names data (--data DIR,
+$GRADER_NAMES_DATA, or the assignment's shipped copy). The expected values are computed once and
+shared by the three runs, so only grading is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grader import batch, spec  # noqa: E402
+from grader.session import CACHE_DIR, GradingSession  # noqa: E402
+
+
+def grade(*, subs: Path, out: Path, cache: Path, data: Path | None,
+          scheduler: str | None) -> tuple[float, list[dict[str, Any]]]:
+    a = spec.find(ROOT, "rnn_last_name")
+    if cache.is_dir():
+        shutil.copytree(cache, out / CACHE_DIR, dirs_exist_ok=True)
+    with GradingSession(root=ROOT, assignment=a, out_dir=out, data_dir=data, jobs=1,
+                        scheduler=scheduler) as session:
+        if not cache.is_dir():
+            shutil.copytree(out / CACHE_DIR, cache)
+        t0 = time.perf_counter()
+        logs = session.grade(batch.student_dirs(subs), jobs=1)
+        return time.perf_counter() - t0, logs
+
+
+def on_cluster(n_workers: int, **kw: Any) -> tuple[float, list[dict[str, Any]]]:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as lc:
+        return grade(scheduler=lc.scheduler_address, **kw)
+
+
+def describe(name: str, n: int, wall: float, logs: list[dict[str, Any]]) -> dict[str, float]:
+    execute = [log["timings"]["execute_seconds"] for log in logs]
+    overhead = [log["timings"]["total_seconds"] - log["timings"]["execute_seconds"] for log in logs]
+    figures = {"wall": wall, "per_sub": wall / n, "rate": 3600 * n / wall,
+               "execute": statistics.median(execute), "overhead": statistics.median(overhead)}
+    print(f"{name:<24} {wall:7.1f} s for {n}: {figures['per_sub']:6.1f} s each, "
+          f"{figures['rate']:6.1f} submissions/hour; median in the sandbox "
+          f"{figures['execute']:.1f} s, grader-side overhead {figures['overhead']:.2f} s")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=4, help="students (copies of the reference)")
+    parser.add_argument("--data", type=Path, default=None, help="names data folder")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="grader-cluster-bench-"))
+    try:
+        subs = base / "submissions"
+        for k in range(args.n):
+            (subs / f"student{k:03d}").mkdir(parents=True)
+            shutil.copy(ROOT / "reference" / "rnn_last_name.ipynb", subs / f"student{k:03d}")
+        kw: dict[str, Any] = {"subs": subs, "cache": base / "cache", "data": args.data}
+        print(f"last-name reference x {args.n}, {os.cpu_count()} cores, "
+              "one sandbox per Dask worker (1 thread each)")
+        runs = {}
+        wall, local = grade(out=base / "local", scheduler=None, **kw)
+        runs["local"] = describe("local (-j 1)", args.n, wall, local)
+        wall, one = on_cluster(1, out=base / "one", **kw)
+        runs["one"] = describe("cluster, 1 worker", args.n, wall, one)
+        wall, two = on_cluster(2, out=base / "two", **kw)
+        runs["two"] = describe("cluster, 2 workers", args.n, wall, two)
+        scores = {tuple(sorted((log["student"], log["score"]) for log in logs))
+                  for logs in (local, one, two)}
+        print(f"throughput, 2 workers / 1 worker:  {runs['two']['rate'] / runs['one']['rate']:.2f}x")
+        print(f"per-task overhead against local:   "
+              f"{runs['one']['per_sub'] - runs['local']['per_sub']:+.2f} s wall per submission; "
+              f"grader-side {runs['one']['overhead'] - runs['local']['overhead']:+.2f} s "
+              f"(staging, sending, waiting for the result)")
+        print(f"same scores all three ways:        {'yes' if len(scores) == 1 else 'NO'} "
+              f"({local[0]['score']}/{local[0]['max_score']} each)" if local else "")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,414 @@
+"""Execute submissions on a Dask cluster: the second implementation of ``Executor``.
+
+Only execution leaves the instructor's process. A task carries one staged submission's files
+(bytes, capped as ``batch.stage`` caps them), the assignment's probes source and the probe
+requests; it returns the ``Execution`` as wire JSON (``grader.wire``: arrays as base64 of an
+allow-listed dtype), a plain string, so nothing unpickled on this side was built from a
+student's data. Expected values, hidden checks' expectations, the reference and held-out labels
+stay here, and so do comparing, grading and writing logs.
+
+On each Dask worker, ``SandboxPlugin`` keeps one warm ``grader.execute.Worker`` (the same
+sandbox as a local run), started when the plugin is registered and reused by every task. A
+worker reports its sandbox's protections; one with a protection off (or running other grader
+code) advertises no capacity, so no task goes there, unless ``allow_unconfined``.
+
+Capacity is declared as Dask resources: a task needs ``grader_cpu`` (the assignment's
+threads) and ``grader_memory_mb`` (its memory limit); a worker offers what it was started with
+(``dask worker --resources "grader_cpu=32,grader_memory_mb=120000"``) or else its thread count
+and its memory limit. The scheduler then never puts more sandboxes on a worker than it has
+cores and memory for.
+
+Importing this module imports Dask; nothing imports it unless a scheduler is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import shutil
+import stat
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from grader import sandbox, wire
+from grader.errors import SandboxError
+from grader.execute import CellOutcome, Execution, ProbeAnswer, Worker
+
+try:
+    import distributed
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # pragma: no cover - depends on the installed extras
+    raise SandboxError("grading on a Dask cluster needs Dask: pip install -e '.[cluster]'") from None
+
+CPU = "grader_cpu"
+MEMORY = "grader_memory_mb"
+MAX_FILES_BYTES = 50 * 1024 * 1024  # batch.MAX_STAGED_BYTES: a task carries no more than staging keeps
+# A Dask worker that died mid-task has its tasks rescheduled by the scheduler itself (up to
+# distributed.scheduler.allowed-failures); these retries are for a task that *raised*, e.g.
+# because the worker's warm grading process died and was restarted.
+RETRIES = 2
+
+
+class SchedulerUnreachable(SandboxError):
+    """No Dask scheduler answered at the address given (exit 5, before anything is graded)."""
+
+
+class Executor(Protocol):
+    """Runs one staged submission and returns what happened: the seam ``batch`` grades through.
+
+    ``grader.execute.Worker`` (local sandboxes) and ``ClusterExecutor`` (Dask) implement it.
+    """
+
+    cgroup_report: dict[str, str]
+    peak_child_rss_kb: int
+
+    def run(self, *, workdir: Path, cells: list[str | None], probes_source: str,
+            requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution: ...
+
+    def rss_kb(self) -> int: ...
+
+    def cancel(self) -> None:
+        """Interrupted: end the sandboxes in flight; each ``run`` returns or raises soon after."""
+
+    def close(self) -> None: ...
+
+
+# -- Execution <-> wire JSON ------------------------------------------------------------------------
+
+def execution_to_wire(execution: Execution) -> str:
+    """The Execution as JSON text; probe values through ``wire.encode_value``."""
+    return json.dumps({
+        "cells": [{"index": c.index, "status": c.status, "seconds": c.seconds, "error": c.error,
+                   "stdout": c.stdout, "figures": list(c.figures)} for c in execution.cells],
+        "answers": {k: {"ok": a.ok, "value": wire.encode_value(a.value), "error": a.error}
+                    for k, a in execution.answers.items()},
+        "protections": execution.protections, "events": list(execution.events),
+        "seconds": execution.seconds, "attempts": execution.attempts,
+    }, allow_nan=True, separators=(",", ":"))
+
+
+def execution_from_wire(text: str) -> Execution:
+    """Rebuild an Execution, checking every field's type; raises ``wire.WireError``."""
+    try:
+        data = json.loads(text)
+        cells = tuple(
+            CellOutcome(_typed(c["index"], int), _typed(c["status"], str),
+                        float(_typed(c["seconds"], (int, float))), _error(c["error"]),
+                        _typed(c["stdout"], str), tuple(_typed(f, str) for f in c["figures"]))
+            for c in data["cells"])
+        answers = {_typed(k, str): ProbeAnswer(_typed(a["ok"], bool), wire.decode_value(a["value"]),
+                                               _error(a["error"]))
+                   for k, a in _typed(data["answers"], dict).items()}
+        return Execution(cells, answers,
+                         {_typed(k, str): _typed(v, str) for k, v in data["protections"].items()},
+                         tuple(_typed(e, str) for e in data["events"]),
+                         float(_typed(data["seconds"], (int, float))), _typed(data["attempts"], int))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise wire.WireError(f"malformed execution from a Dask worker ({exc})") from None
+
+
+def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"expected {kind}, got {type(value).__name__}")
+    return value
+
+
+def _error(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    return {_typed(k, str): _typed(v, str) for k, v in _typed(value, dict).items()}
+
+
+def _requests_to_wire(requests: dict[str, tuple[str, dict[str, Any]]]) -> str:
+    return json.dumps({k: [probe, {a: wire.encode_value(v) for a, v in args.items()}]
+                       for k, (probe, args) in requests.items()}, allow_nan=True)
+
+
+def _requests_from_wire(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {str(k): (str(probe), {str(a): wire.decode_value(v) for a, v in args.items()})
+            for k, (probe, args) in json.loads(text).items()}
+
+
+# -- the staged files ----------------------------------------------------------------------------
+
+def read_files(workdir: Path) -> dict[str, bytes]:
+    """A staged folder's regular files by relative POSIX path, capped like ``batch.stage``."""
+    files: dict[str, bytes] = {}
+    total = 0
+    for root, dirs, names in os.walk(workdir, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root) / name
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            data = path.read_bytes()
+            total += len(data)
+            if total > MAX_FILES_BYTES:
+                raise SandboxError(f"{workdir}: staged files exceed {MAX_FILES_BYTES} bytes")
+            files[path.relative_to(workdir).as_posix()] = data
+    return files
+
+
+def write_files(files: dict[str, bytes], dest: Path) -> None:
+    total = 0
+    for rel, data in files.items():
+        parts = Path(rel).parts
+        if not parts or Path(rel).is_absolute() or ".." in parts:
+            raise SandboxError(f"refusing a staged file outside the submission: {rel!r}")
+        total += len(data)
+        if total > MAX_FILES_BYTES:
+            raise SandboxError(f"staged files exceed {MAX_FILES_BYTES} bytes")
+        target = dest.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+# -- the Dask worker's side ----------------------------------------------------------------------
+
+class SandboxPlugin(WorkerPlugin):
+    """One warm grading worker per Dask worker, for every task of one run's limits."""
+
+    def __init__(self, *, name: str, limits: dict[str, Any], allow_unconfined: bool,
+                 code: str) -> None:
+        self.name = name
+        self.limits = limits
+        self.allow_unconfined = allow_unconfined
+        self.code = code  # the client's grader.report.code_fingerprint()
+        self.worker: Worker | None = None
+        self.slots = 1
+        self.protections: dict[str, str] = {}
+        self.refused = ""
+        self.lock: threading.Lock | None = None  # made on the worker: a lock does not pickle
+
+    async def setup(self, worker: Any) -> None:
+        from grader import report
+
+        self.slots = max(1, int(worker.state.nthreads))
+        self.lock = threading.Lock()
+        if report.code_fingerprint() != self.code:
+            self.refused = "its grader code differs from this one's (install the same version)"
+        else:
+            try:
+                # Seconds of imports: off the event loop, so the worker keeps its heartbeats.
+                self.protections = await asyncio.to_thread(self._start)
+            except Exception as exc:  # reported to the client, which then leaves this worker out
+                self.refused = f"its grading worker failed to start ({exc})"
+            off = sorted(k for k, v in self.protections.items() if v.startswith("off"))
+            if off and not self.allow_unconfined:
+                self.refused = "sandbox protection off: " + ", ".join(off)
+        total = worker.state.total_resources
+        if self.refused:
+            # Only resources it was started with can lead a task here: take them away.
+            if CPU in total or MEMORY in total:
+                await worker.set_resources(**{CPU: 0, MEMORY: 0})
+            return
+        memory = worker.memory_manager.memory_limit or _host_memory_bytes()
+        wanted = {CPU: total.get(CPU, self.slots), MEMORY: total.get(MEMORY, memory // 2**20)}
+        if any(total.get(k) != v for k, v in wanted.items()):
+            await worker.set_resources(**wanted)
+
+    def _start(self) -> dict[str, str]:
+        self.worker = Worker(limits=sandbox.Limits(**self.limits), slots=self.slots)
+        # One empty notebook shows the whole report (namespaces, Landlock, ...), not just cgroups.
+        empty = Path(tempfile.mkdtemp(prefix="grader-selftest-"))
+        try:
+            return dict(self.worker.run(workdir=empty, cells=[], probes_source="",
+                                        requests={}).protections)
+        finally:
+            shutil.rmtree(empty, ignore_errors=True)
+
+    def teardown(self, worker: Any) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def restart(self) -> None:
+        """After the warm process died: a fresh one for the next task (and the retry)."""
+        assert self.lock is not None, "restart() before setup()"
+        with self.lock:
+            old, self.worker = self.worker, None
+            if old is not None:
+                old.close()
+            self._start()
+
+    def status(self) -> dict[str, Any]:
+        return {"protections": self.protections, "refused": self.refused, "slots": self.slots}
+
+
+def _host_memory_bytes() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _plugin_status(name: str, dask_worker: Any) -> dict[str, Any]:
+    plugin = dask_worker.plugins.get(name)
+    if not isinstance(plugin, SandboxPlugin):
+        return {"protections": {}, "refused": "the grader's plugin is not set up", "slots": 0,
+                "resources": {}}
+    return {**plugin.status(), "resources": dict(dask_worker.state.total_resources)}
+
+
+def _cancel_remote(name: str, dask_worker: Any) -> None:
+    plugin = dask_worker.plugins.get(name)
+    if isinstance(plugin, SandboxPlugin) and plugin.worker is not None:
+        plugin.worker.cancel()
+
+
+def remote_run(plugin_name: str, files: dict[str, bytes], cells: list[str | None],
+               probes_source: str, requests: str) -> str:
+    """One task: the submission in a private folder, through this Dask worker's warm worker."""
+    plugin = distributed.get_worker().plugins.get(plugin_name)
+    if not isinstance(plugin, SandboxPlugin) or plugin.worker is None:
+        raise SandboxError("this Dask worker has no grading sandbox for this run")
+    if plugin.refused:
+        raise SandboxError(f"this Dask worker may not grade: {plugin.refused}")
+    workdir = Path(tempfile.mkdtemp(prefix="grader-sub-"))
+    try:
+        write_files(files, workdir)
+        try:
+            execution = plugin.worker.run(workdir=workdir, cells=cells,
+                                          probes_source=probes_source,
+                                          requests=_requests_from_wire(requests))
+        except SandboxError:
+            plugin.restart()
+            raise
+        return json.dumps({"execution": execution_to_wire(execution),
+                           "rss_kb": plugin.worker.rss_kb(),
+                           "peak_child_rss_kb": plugin.worker.peak_child_rss_kb})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- the instructor's side -------------------------------------------------------------------------
+
+class ClusterExecutor:
+    """``Executor`` over a Dask scheduler: ``run`` sends one task and waits for its Execution.
+
+    Thread-safe; ``slots`` is how many sandboxes the usable workers offer, so the batch keeps
+    that many submissions in flight. Use as a context manager.
+    """
+
+    def __init__(self, *, scheduler: str, limits: sandbox.Limits, allow_unconfined: bool = False,
+                 connect_seconds: float = 10.0, wait_seconds: float = 60.0,
+                 warn: Callable[[str], None] | None = None) -> None:
+        """``warn(line)`` is told about each worker that will not be used, and why."""
+        from grader import report
+
+        self.scheduler = scheduler
+        self.limits = limits
+        self.cgroup_report: dict[str, str] = {}
+        self.peak_child_rss_kb = 0
+        self._rss_kb = 0
+        self._lock = threading.Lock()
+        self._inflight: set[Any] = set()
+        self.plugin_name = ""
+        self.client: Any = None
+        self.threads = max(1, int(getattr(limits, "threads", 1)))
+        self.resources = {CPU: self.threads, MEMORY: limits.memory_mb}
+        try:
+            self.client = distributed.Client(  # type: ignore[no-untyped-call]
+                scheduler, timeout=connect_seconds, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SchedulerUnreachable(
+                f"cannot reach the Dask scheduler at {scheduler} ({exc}); nothing was graded") from None
+        try:
+            if not self.client.nthreads():
+                try:
+                    self.client.wait_for_workers(1, timeout=wait_seconds)
+                except (TimeoutError, OSError):
+                    raise SandboxError(f"no Dask worker joined the scheduler at {scheduler} "
+                                       f"within {wait_seconds:g} s") from None
+            settings = dataclasses.asdict(limits)
+            self.plugin_name = "grader-sandbox-" + uuid.uuid4().hex[:12]
+            # A fresh name per run: a worker may serve several runs, each with its own limits.
+            self.client.register_plugin(SandboxPlugin(
+                name=self.plugin_name, limits=settings, allow_unconfined=allow_unconfined,
+                code=report.code_fingerprint()), name=self.plugin_name)
+            self.workers = self.client.run(_plugin_status, self.plugin_name)
+            self.slots = 0
+            for address, st in sorted(self.workers.items()):
+                if st["refused"]:
+                    if warn is not None:
+                        warn(f"Dask worker {address} not used: {st['refused']}"
+                             + ("" if allow_unconfined or "protection" not in st["refused"]
+                                else " (--allow-unconfined to use it anyway)"))
+                    continue
+                res = st["resources"]
+                fits = min(int(res.get(CPU, 0) // self.threads),
+                           int(res.get(MEMORY, 0) // max(1, limits.memory_mb)))
+                if fits == 0 and warn is not None:
+                    warn(f"Dask worker {address} not used: it offers {res.get(CPU, 0):g} "
+                         f"{CPU} and {res.get(MEMORY, 0):g} {MEMORY}, a sandbox needs "
+                         f"{self.threads} and {limits.memory_mb}")
+                self.slots += min(fits, int(st["slots"]))
+                self.cgroup_report = self.cgroup_report or dict(st["protections"])
+            if self.slots == 0:
+                raise SandboxError(f"no Dask worker at {scheduler} can run a sandbox "
+                                   f"({len(self.workers)} worker(s), none usable; see above)")
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> ClusterExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, *, workdir: Path, cells: list[str | None], probes_source: str,
+            requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution:
+        future = self.client.submit(
+            remote_run, self.plugin_name, read_files(workdir), list(cells), probes_source,
+            _requests_to_wire(requests), key=f"grader-run-{uuid.uuid4().hex}",
+            resources=self.resources, retries=RETRIES, pure=False)
+        with self._lock:
+            self._inflight.add(future)
+        try:
+            reply = future.result()
+        finally:
+            with self._lock:
+                self._inflight.discard(future)
+            future.release()
+        if not isinstance(reply, str):
+            raise wire.WireError("a Dask worker sent something other than wire JSON")
+        envelope = json.loads(reply)
+        with self._lock:
+            self._rss_kb = max(self._rss_kb, int(envelope.get("rss_kb", 0)))
+            self.peak_child_rss_kb = max(self.peak_child_rss_kb,
+                                         int(envelope.get("peak_child_rss_kb", 0)))
+        return execution_from_wire(str(envelope["execution"]))
+
+    def rss_kb(self) -> int:
+        """The largest warm worker's resident memory seen on any Dask worker."""
+        return self._rss_kb
+
+    def cancel(self) -> None:
+        """Kill this run's sandboxes on every Dask worker and drop its tasks (an interrupt)."""
+        with self._lock:
+            futures = list(self._inflight)
+        try:
+            # A running task cannot be stopped from outside its thread: its sandbox can.
+            self.client.run(_cancel_remote, self.plugin_name, wait=True)
+        except Exception:  # best effort: the interrupt goes on whatever the cluster says
+            pass
+        try:
+            self.client.cancel(futures)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None:
+            return
+        try:
+            if self.plugin_name:
+                # Tears down every worker's warm process and its cgroups.
+                client.unregister_worker_plugin(self.plugin_name)
+        except Exception:  # the scheduler may be gone already; closing must not mask why
+            pass
+        finally:
+            client.close()

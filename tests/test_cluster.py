@@ -1,0 +1,358 @@
+"""Grading on a Dask cluster (issue 13): a LocalCluster of 2 worker processes on loopback.
+
+Same logs as a local run, a worker killed mid-batch, an unreachable scheduler, workers whose
+sandbox is unconfined, and what a task carries (never an expected value).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT, grader_cli
+
+distributed = pytest.importorskip("distributed")
+
+from grader import batch, sandbox, spec, wire  # noqa: E402
+from grader.execute import CellOutcome, Execution, ProbeAnswer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  silence_logs=logging.ERROR) as lc:
+        yield lc
+
+
+def _comparable(log: dict[str, Any]) -> dict[str, Any]:
+    """A log without what may differ from machine to machine: timings, cgroup paths."""
+    log = json.loads(json.dumps(log))
+    log.pop("_reused", None)
+    log.pop("timings")
+    for cell in log["cells"]:
+        cell.pop("seconds")
+    log["sandbox"]["protections"] = {k: v.split(":")[0]
+                                     for k, v in log["sandbox"]["protections"].items()}
+    return log
+
+
+# -- without a cluster ------------------------------------------------------------------------
+
+def test_dask_is_not_imported_without_a_scheduler() -> None:
+    code = ("import sys, grader.cli, grader.session, grader.batch; "
+            "sys.exit(int(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_execution_round_trips_through_wire_json() -> None:
+    from grader.cluster import execution_from_wire, execution_to_wire
+
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    execution = Execution(
+        (CellOutcome(0, "ok", 0.25, None, "hi\n", ("iVBORw0K",)),
+         CellOutcome(2, "error", 1.0, {"ename": "ValueError", "evalue": "x", "traceback": ""})),
+        {"a": ProbeAnswer(True, {"out": arr, "n": 3, "loss": float("nan")}),
+         "b": ProbeAnswer(False, error={"kind": "raised", "ename": "E", "evalue": "v", "traceback": ""})},
+        {"cgroups": "on"}, ("event",), 1.5, 2)
+    back = execution_from_wire(execution_to_wire(execution))
+    assert back.cells == execution.cells and back.events == execution.events
+    assert (back.protections, back.seconds, back.attempts) == ({"cgroups": "on"}, 1.5, 2)
+    value = back.answers["a"].value
+    assert type(value["out"]) is np.ndarray and value["out"].dtype == np.float32
+    assert np.array_equal(value["out"], arr) and value["n"] == 3 and np.isnan(value["loss"])
+    assert back.answers["b"] == execution.answers["b"]
+
+
+def test_malformed_or_pickled_replies_are_rejected() -> None:
+    import pickle
+
+    from grader.cluster import execution_from_wire
+
+    good = json.loads(_minimal_wire())
+    for bad in (pickle.dumps({"cells": []}).decode("latin-1"), "[]",
+                json.dumps({**good, "cells": [{"index": "0"}]}),
+                json.dumps({**good, "answers": {"k": {"ok": True, "value": {"__nd__": ["object", [1], "AA=="]},
+                                                      "error": None}}})):
+        with pytest.raises(wire.WireError):
+            execution_from_wire(bad)
+
+
+def _minimal_wire() -> str:
+    from grader.cluster import execution_to_wire
+
+    return execution_to_wire(Execution((), {}, {}, (), 0.0, 1))
+
+
+def test_staged_files_travel_as_bytes_and_stay_inside(tmp_path: Path) -> None:
+    from grader.cluster import read_files, write_files
+    from grader.errors import SandboxError
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "nb.ipynb").write_bytes(b"{}")
+    (tmp_path / "a" / "b" / "data.txt").write_bytes(b"\x00\x01")
+    (tmp_path / "link").symlink_to(tmp_path / "nb.ipynb")
+    files = read_files(tmp_path)
+    assert files == {"nb.ipynb": b"{}", "a/b/data.txt": b"\x00\x01"}
+    dest = tmp_path / "dest"
+    write_files(files, dest)
+    assert (dest / "a" / "b" / "data.txt").read_bytes() == b"\x00\x01"
+    for rel in ("../escape", "/etc/passwd"):
+        with pytest.raises(SandboxError):
+            write_files({rel: b""}, tmp_path / "dest2")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_unreachable_scheduler_exits_5_before_grading(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "grades"
+    started = time.monotonic()
+    proc = grader_cli("run", str(EXAMPLES), "--out", str(out),
+                      env={"GRADER_SCHEDULER": f"tcp://127.0.0.1:{port}"}, timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"grader: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port} "
+                     f"({lines[0].split('(', 1)[1].rsplit(')', 1)[0]}); nothing was graded"]
+    assert not out.exists()
+    assert time.monotonic() - started < 60
+
+
+# -- on the cluster ----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cluster_logs_match_a_local_run(cluster: Any, graded_examples: dict[str, Any],
+                                        tmp_path: Path) -> None:
+    from grader.session import GradingSession
+
+    a = spec.find(ROOT, "rnn_and_grad")
+    out = tmp_path / "grades"
+    seen: list[str] = []
+    with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=1,
+                        scheduler=cluster.scheduler_address) as session:
+        results = session.grade(batch.student_dirs(EXAMPLES), jobs=1,
+                                on_done=lambda r: seen.append(r["student"]))
+        assert session._cluster is not None and session._cluster.slots == 2
+    local = graded_examples["logs"]
+    assert sorted(seen) == sorted(local)
+    for r in results:
+        assert _comparable(r) == _comparable(local[r["student"]]), r["student"]
+        on_disk = json.loads((out / r["student"] / "submission_log.json").read_text())
+        assert _comparable(on_disk) == _comparable(r)
+        for fig in (graded_examples["out"] / r["student"]).glob("figures/*.png"):
+            assert (out / r["student"] / "figures" / fig.name).read_bytes() == fig.read_bytes()
+    assert (out / "summary.csv").read_text() == (graded_examples["out"] / "summary.csv").read_text()
+    assert all(v.startswith("on") for r in results for v in r["sandbox"]["protections"].values())
+
+    # A rerun reuses every log (the skip cache is the same), without sending a task.
+    with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=1,
+                        scheduler=cluster.scheduler_address) as session:
+        again = session.grade(batch.student_dirs(EXAMPLES), jobs=1)
+    assert all(r.get("_reused") for r in again) and len(again) == len(results)
+
+
+def _walk_floats_and_arrays(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _walk_floats_and_arrays(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _walk_floats_and_arrays(v)
+    else:
+        yield value
+
+
+def test_tasks_never_carry_expected_values(cluster: Any, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed.protocol.pickle import dumps
+
+    from grader.session import GradingSession
+
+    sent: list[bytes] = []
+    submit, register = distributed.Client.submit, distributed.Client.register_plugin
+
+    def spy_submit(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(dumps((fn, args, kwargs)))
+        return submit(self, fn, *args, **kwargs)
+
+    def spy_register(self: Any, plugin: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(dumps(plugin))
+        return register(self, plugin, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "submit", spy_submit)
+    monkeypatch.setattr(distributed.Client, "register_plugin", spy_register)
+    subs = tmp_path / "subs"
+    for student in ("full_marks_alt_layout", "fails_1a_no_recurrence"):
+        shutil.copytree(EXAMPLES / student, subs / student)
+    a = spec.find(ROOT, "rnn_and_grad")
+    with GradingSession(root=ROOT, assignment=a, out_dir=tmp_path / "grades", jobs=1,
+                        scheduler=cluster.scheduler_address) as session:
+        results = session.grade(batch.student_dirs(subs), jobs=1)
+        assert session.ctx is not None
+        expected = session.ctx.expected
+    assert {r["student"]: r["score"] for r in results} == {
+        "full_marks_alt_layout": 30.0, "fails_1a_no_recurrence": 21.0}
+    assert len(sent) == 1 + 2  # the plugin, then one task per student: the reference ran here
+    blob = b"\n".join(sent)
+
+    # The inspection sees what a task does carry: the notebook, the probes and their inputs.
+    nb = (subs / "full_marks_alt_layout" / a.notebook).read_bytes()
+    assert nb in blob and a.probes_source.encode() in blob
+    x = batch.requests_for(a)[a.checks[1].request_key][1]["x"]
+    assert json.dumps(wire.encode_value(x)).encode() in blob
+
+    hidden = [c for c in a.checks if c.visibility == "hidden" and c.request_key in expected]
+    assert hidden
+    needles = 0
+    for check in hidden:
+        for v in _walk_floats_and_arrays(expected[check.request_key]):
+            if isinstance(v, np.ndarray) and v.size >= 4:
+                forms = [v.tobytes(), base64.b64encode(v.tobytes()), v.astype(np.float64).tobytes()]
+            elif isinstance(v, float) and len(repr(v)) >= 8:
+                forms = [repr(v).encode(), struct.pack(">d", v), struct.pack("<d", v)]
+            else:
+                continue
+            needles += 1
+            for form in forms:
+                assert form not in blob, f"{check.name}: an expected value was sent to a worker"
+    assert needles >= 5
+    # The reference's solution code, less what a student wrote the same way.
+    students = "\n".join(str(c) for d in subs.iterdir()
+                          for c in batch.read_notebook(d / a.notebook).cells)
+    solution = [line for line in _solution_lines(ROOT / "reference" / a.notebook)
+                if line not in students]
+    assert len(solution) >= 3
+    assert not [line for line in solution if line.encode() in blob]
+
+
+def _solution_lines(reference: Path) -> list[str]:
+    """The reference's solution code (between the markers), long lines only."""
+    import nbformat
+
+    lines, inside = [], False
+    nb = nbformat.read(str(reference), as_version=4)  # type: ignore[no-untyped-call]
+    for cell in nb.cells:
+        for line in cell.source.splitlines():
+            if "# BEGIN SOLUTION" in line:
+                inside = True
+            elif "# END SOLUTION" in line:
+                inside = False
+            elif (inside or line.rstrip().endswith("# SOLUTION")) and len(line.strip()) > 30:
+                lines.append(line.strip())
+    return lines
+
+
+def test_unconfined_workers_are_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    from grader.cluster import ClusterExecutor
+    from grader.errors import SandboxError
+
+    # Workers in this process: they see the patched cgroup set-up, as a machine without it would.
+    monkeypatch.setattr(sandbox, "make_cgroups",
+                        lambda slot, limits: ([], {"cgroups": "off: not available (test)"}))
+    a = spec.find(ROOT, "rnn_and_grad")
+    limits = batch.limits_for(a)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  silence_logs=logging.ERROR) as lc:
+        warnings: list[str] = []
+        with pytest.raises(SandboxError, match="none usable"):
+            ClusterExecutor(scheduler=lc.scheduler_address, limits=limits, warn=warnings.append)
+        assert len(warnings) == 1
+        assert "sandbox protection off: cgroups" in warnings[0]
+        assert "--allow-unconfined" in warnings[0]
+        with ClusterExecutor(scheduler=lc.scheduler_address, limits=limits,
+                             allow_unconfined=True) as executor:
+            assert executor.slots == 1
+            workdir = batch.stage(EXAMPLES / "full_marks_alt_layout")
+            try:
+                nb = batch.read_notebook(workdir / a.notebook)
+                execution = executor.run(workdir=workdir, cells=list(nb.cells),
+                                         probes_source=a.probes_source,
+                                         requests=batch.requests_for(a))
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+    assert execution.protections["cgroups"].startswith("off")
+    assert all(c.status == "ok" for c in execution.cells)
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: Path) -> None:
+    import nbformat
+
+    from grader.session import GradingSession
+
+    # Students that take a couple of seconds each, so both workers are busy when one dies.
+    nb = nbformat.read(str(EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb"), as_version=4)  # type: ignore[no-untyped-call]
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import time\ntime.sleep(2)"))  # type: ignore[no-untyped-call]
+    subs = tmp_path / "subs"
+    students = [f"student{k:02d}" for k in range(6)]
+    for s in students:
+        (subs / s).mkdir(parents=True)
+        nbformat.write(nb, str(subs / s / "rnn_and_grad.ipynb"))  # type: ignore[no-untyped-call]
+    a = spec.find(ROOT, "rnn_and_grad")
+    out = tmp_path / "grades"
+    done: list[str] = []
+    killed: dict[str, Any] = {}
+    client = distributed.Client(cluster.scheduler_address, set_as_default=False)
+    try:
+        pids = client.run(os.getpid)
+
+        def on_done(result: dict[str, Any]) -> None:
+            done.append(result["student"])
+            if killed:
+                return
+            # Kill (SIGKILL) a worker that is running a task right now; its nanny restarts it.
+            for address, ws in list(cluster.scheduler.workers.items()):
+                keys = [ts.key for ts in list(ws.processing)]
+                if keys and address in pids:
+                    killed.update(address=address, pid=pids[address], keys=keys)
+                    os.kill(pids[address], signal.SIGKILL)
+                    return
+
+        with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=1,
+                            scheduler=cluster.scheduler_address) as session:
+            results = session.grade(batch.student_dirs(subs), jobs=1, on_done=on_done)
+        assert killed, "no worker was busy to be killed"
+        assert sorted(done) == students  # each result reported once
+        assert sorted(r["student"] for r in results) == students
+        assert all(r["score"] == 30.0 for r in results)
+        for s in students:
+            files = sorted(p.name for p in (out / s).iterdir())
+            assert files == ["figures", "submission_log.json"] or files == ["submission_log.json"]
+        assert not list(out.rglob("*.tmp"))
+        # The task that died with its worker ran again, on a worker still alive.
+        story = cluster.scheduler.story(killed["keys"][0])
+        assert len([e for e in story if e[2] == "processing"]) >= 2, story
+        client.wait_for_workers(2, timeout=60)
+    finally:
+        client.close()
+        _remove_cgroups_of(int(killed.get("pid", -1)))
+
+
+def _remove_cgroups_of(pid: int) -> None:
+    """A killed worker cannot remove its sandboxes' cgroups; the test tidies them."""
+    if pid < 0:
+        return
+    deadline = time.monotonic() + 10
+    for path in list(Path("/sys/fs/cgroup").glob(f"**/grader-{pid}-*")):
+        while time.monotonic() < deadline and sandbox.cgroup_pids([path]):
+            time.sleep(0.1)
+        sandbox.remove_cgroups([path])
+
