@@ -1,0 +1,55 @@
+"""A student's Python environment for tests: a fresh venv with the template's wheel installed.
+
+Fresh means no --system-site-packages and no instructor checkout on its path. It is made once
+per wheel (its folder is named after the wheel's hash) and reused by later tests and runs,
+because installing torch into it takes a minute or two. A venv only counts once it finished
+installing (``ready`` marker), so an interrupted run never leaves a half-made one in use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import venv
+from pathlib import Path
+
+from grader import student_package
+from tests.conftest import ROOT
+
+WHEEL = ROOT / "student_template" / student_package.wheel_name()
+
+
+def _pip(python: Path, *args: str) -> None:
+    r = subprocess.run([str(python), "-m", "pip", "install", "-q", *args], capture_output=True,
+                       text=True, timeout=1500)
+    if r.returncode != 0:
+        raise RuntimeError(f"pip install {' '.join(args)} failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
+
+
+def student_python() -> Path:
+    """The venv's python; its bin/ also has ``grader-check``."""
+    digest = hashlib.sha256(WHEEL.read_bytes()).hexdigest()[:16]
+    home = Path(tempfile.gettempdir()) / f"grader-student-venv-{digest}"
+    python = home / "bin" / "python"
+    if (home / "ready").is_file():
+        return python
+    shutil.rmtree(home, ignore_errors=True)
+    venv.create(home, with_pip=True, system_site_packages=False)
+    # torch first, as Colab and a course's Jupyter already have it: the wheel takes it (>=2.1).
+    _pip(python, "torch==2.13.0")
+    # The template's first cell, then what the course's notebooks import themselves.
+    _pip(python, f"{WHEEL}[cli]")
+    _pip(python, "matplotlib", "ipywidgets")
+    (home / "ready").write_text("")
+    return python
+
+
+def clean_env(python: Path) -> dict[str, str]:
+    """This process's environment without anything that points at the instructor's checkout."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "GRADER_ROOT")}
+    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
