@@ -1,21 +1,14 @@
 """Similarity report: which submissions share the code their authors wrote.
 
-Only a student's own code is compared: the statements of their code cells that the student
-template does not already hold. That code is tokenised (``tokenize``; comments, layout and the
-template's statements drop out), names the author bound are replaced by ``V`` and string literals
-by ``S`` (library names such as ``torch.cat`` stay), and fingerprinted by winnowing over token
-k-grams (Schleimer, Wilkerson and Aiken, 2003, as MOSS does). A pair scores the fingerprints it
-shares, each weighted by how rare it is in the class, so a short answer most students write
-counts for little. ``docs/similarity.md`` says why and where this stops working.
-
-Student code is read as text, never executed. Output is deterministic: fingerprints are hashed
-from token text with CRC-32 and tuple hashing of ints, neither of which Python randomises.
+Only a student's own code is compared (what the template does not hold), normalised, and
+fingerprinted by winnowing token k-grams as MOSS does; a pair scores the fingerprints it shares,
+each weighted by how rare it is in the class. Student code is read as text, never executed.
+``docs/similarity.md`` explains the method and its limits.
 """
 
 from __future__ import annotations
 
 import ast
-import csv
 import io
 import keyword
 import re
@@ -55,7 +48,6 @@ Tok = tuple[int, str, int]  # token type, text, 0-based line within the cell
 @dataclass(frozen=True)
 class Cell:
     """A code cell with own code: its source lines and which of them are the author's."""
-
     index: int
     question: str
     lines: tuple[str, ...]
@@ -66,7 +58,6 @@ class Cell:
 @dataclass(frozen=True)
 class Document:
     """One submission (``corpus`` empty) or one file of a reference corpus."""
-
     name: str
     path: Path
     corpus: str
@@ -99,6 +90,15 @@ class Pair:
         return [q for q, s in sorted(self.by_question.items(), key=lambda kv: -kv[1])
                 if s >= max(1.0, 0.1 * self.score)]
 
+    @property
+    def questions_text(self) -> str:
+        return ", ".join(f"{q} {self.by_question[q]:.1f}" for q in self.questions)
+
+    @property
+    def shared_lines(self) -> tuple[int, int]:
+        """Own lines of ``a`` and of ``b`` holding shared code."""
+        return len(self.marks_a), len(self.marks_b)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -115,15 +115,16 @@ class Report:
         return [d for d in self.documents if not d.corpus]
 
 
+def _unmagic(source: str) -> str:
+    return "\n".join("" if _MAGIC.match(line) else line for line in source.split("\n"))
+
+
 def lex(source: str) -> list[Tok]:
     """Tokens of a code cell, without comments, blank lines and indentation."""
-    lines = source.split("\n")
-    text = "\n".join("" if _MAGIC.match(line) else line for line in lines)  # IPython magics
-    out: list[Tok] = []
-    depth = 0
+    text, out, depth = _unmagic(source), [], 0
     try:
         for t in tokenize.generate_tokens(io.StringIO(text).readline):
-            if t.type == _FSTRING_START:
+            if t.type == _FSTRING_START:  # one STRING for the whole f-string, as before 3.12
                 depth += 1
                 if depth == 1:
                     out.append((tokenize.STRING, t.string, t.start[0] - 1))
@@ -136,11 +137,10 @@ def lex(source: str) -> list[Tok]:
         out = []
         for i, line in enumerate(text.split("\n")):
             code = line.split("#", 1)[0]
-            for m in _FALLBACK.finditer(code):
-                s = m.group()
-                kind = (tokenize.NAME if s[0].isalpha() or s[0] == "_" else tokenize.NUMBER
-                        if s[0].isdigit() else tokenize.STRING if s[0] in "\"'" else tokenize.OP)
-                out.append((kind, s, i))
+            for w in _FALLBACK.findall(code):
+                kind = (tokenize.NAME if w[0].isalpha() or w[0] == "_" else tokenize.NUMBER
+                        if w[0].isdigit() else tokenize.STRING if w[0] in "\"'" else tokenize.OP)
+                out.append((kind, w, i))
             if code.strip():
                 out.append((tokenize.NEWLINE, "", i))
     return out
@@ -164,44 +164,37 @@ def statement_key(stmt: list[Tok]) -> str:
 
 def bound_names(source: str, own: frozenset[int], toks: list[Tok]) -> set[str]:
     """Names the author binds on their own lines: variables, parameters, attributes, defs."""
-    text = "\n".join("" if _MAGIC.match(line) else line for line in source.split("\n"))
-    names: set[str] = set()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes in student strings
-            tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        for prev, t, nxt in zip([None, *toks], toks, [*toks[1:], None]):
-            if t[0] == tokenize.NAME and t[2] in own and (
+            tree = ast.parse(_unmagic(source))
+    except (SyntaxError, ValueError):  # then: a name before "=", or after def/class/for/as
+        return {t[1] for prev, t, nxt in zip([None, *toks], toks, [*toks[1:], None])
+                if t[0] == tokenize.NAME and t[2] in own and (
                     (nxt is not None and nxt[1] in {"=", "+=", "-=", "*=", "/="})
-                    or (prev is not None and prev[1] in {"def", "class", "for", "as"})):
-                names.add(t[1])
-        return names - _KEEP
+                    or (prev is not None and prev[1] in {"def", "class", "for", "as"}))} - _KEEP
+    names: set[str] = set()
     for node in ast.walk(tree):
         if getattr(node, "lineno", 0) - 1 not in own:
             continue
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            names.add(node.id)
-        elif isinstance(node, ast.Attribute) and not isinstance(node.ctx, ast.Load):
-            names.add(node.attr)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.alias) and node.asname:
-            names.add(node.asname)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            names.add(node.name)
+        stored = not isinstance(getattr(node, "ctx", ast.Load()), ast.Load)
+        found = (node.id if isinstance(node, ast.Name) and stored else
+                 node.attr if isinstance(node, ast.Attribute) and stored else
+                 node.arg if isinstance(node, ast.arg) else
+                 node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                ast.ClassDef, ast.ExceptHandler)) else
+                 node.asname if isinstance(node, ast.alias) else None)
+        if found:
+            names.add(found)
     return names - _KEEP
 
 
 def normalise(tok: Tok, bound: set[str]) -> str:
+    """``V`` for a name the author bound, ``S`` for a string; anything else as written."""
     kind, text, _ = tok
-    if kind == tokenize.NAME and not keyword.iskeyword(text):
-        return "V" if text in bound else text
     if kind == tokenize.STRING:
         return "S"
-    return text
+    return "V" if kind == tokenize.NAME and text in bound and not keyword.iskeyword(text) else text
 
 
 def winnow(hashes: Sequence[int], window: int = WINDOW) -> list[int]:
@@ -209,8 +202,7 @@ def winnow(hashes: Sequence[int], window: int = WINDOW) -> list[int]:
     chosen: list[int] = []
     for start in range(max(1, len(hashes) - window + 1)):
         win = hashes[start:start + window]
-        low = min(win)
-        pos = start + len(win) - 1 - list(reversed(win)).index(low)
+        pos = start + len(win) - 1 - win[::-1].index(min(win))
         if not chosen or chosen[-1] != pos:
             chosen.append(pos)
     return chosen
@@ -235,7 +227,7 @@ def cell_questions(cells: Sequence[Mapping[str, Any]], ids: Sequence[str]) -> li
     patterns = [(q, re.compile(rf"(?<![\w.]){re.escape(q)}(?!\w)")) for q in ids]
     current, level, out = OTHER, 0, []
     for cell in cells:
-        source = _source(cell)
+        source = str(cell.get("source", ""))
         if cell.get("cell_type") == "markdown":
             for line in source.split("\n"):
                 m = _HEADING.match(line.strip())
@@ -255,68 +247,53 @@ def cell_questions(cells: Sequence[Mapping[str, Any]], ids: Sequence[str]) -> li
     return out
 
 
-def _source(cell: Mapping[str, Any]) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
-
-
 class Template:
     """What the student template gives: its statements, and the question of each of its cells."""
 
     def __init__(self, nb: nbformat.NotebookNode, question_ids: Sequence[str]) -> None:
         self.question_ids = tuple(question_ids)
-        self.sources: set[str] = set()
+        code = [(i, str(c.get("source", ""))) for i, c in enumerate(nb.cells) if c.get("cell_type") == "code"]
+        self.sources = {source.strip() for _, source in code}
         self.keys: dict[str, set[int]] = {}  # statement key -> template cells holding it
-        questions = cell_questions(nb.cells, question_ids)
-        self.cell_question: dict[int, str] = {}
-        for i, cell in enumerate(nb.cells):
-            if cell.get("cell_type") != "code":
-                continue
-            source = _source(cell)
-            self.sources.add(source.strip())
-            self.cell_question[i] = questions[i]
+        for i, source in code:
             for stmt in statements(lex(source)):
                 self.keys.setdefault(statement_key(stmt), set()).add(i)
+        self.cell_question = dict(enumerate(cell_questions(nb.cells, question_ids)))
 
 
 def read_document(path: Path, *, name: str, template: Template, corpus: str = "") -> Document:
     """A notebook (or, in a corpus, a .py file) reduced to its author's own code."""
-    try:
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            raise InputError(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if path.suffix == ".py":
-            cells: Sequence[Mapping[str, Any]] = [{"cell_type": "code", "source": text}]
-        else:
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise InputError(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    cells: Sequence[Mapping[str, Any]] = [{"cell_type": "code", "source": text}]
+    if path.suffix != ".py":
+        try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cells = nbformat.reads(text, as_version=4).cells  # type: ignore[no-untyped-call]
-    except InputError:
-        raise
-    except Exception as exc:  # any unreadable notebook is reported, not fatal
-        raise InputError(f"{path}: not a readable notebook ({type(exc).__name__})") from exc
+        except Exception as exc:  # any unreadable notebook is reported, not fatal
+            raise InputError(f"{path}: not a readable notebook ({type(exc).__name__})") from exc
     headings = cell_questions(cells, template.question_ids)
-    parsed: list[tuple[int, str, list[list[Tok]], frozenset[int], frozenset[int], str]] = []
+    parsed: list[tuple[Cell, list[list[Tok]]]] = []
     bound: set[str] = set()
     for i, cell in enumerate(cells):
-        source = _source(cell)
+        source = str(cell.get("source", ""))
         if cell.get("cell_type") != "code" or source.strip() in template.sources:
             continue
         toks = lex(source)
         # Runs of own statements; a given statement ends a run, so no k-gram spans given code.
         runs: list[list[Tok]] = [[]]
         given_lines: set[int] = set()
-        votes: dict[int, int] = {}
+        votes: dict[int, int] = {}  # template cell -> statements of it in this cell
         for stmt in statements(toks):
             given = template.keys.get(statement_key(stmt))
             if given is None:
                 runs[-1] += [*stmt, (tokenize.NEWLINE, ";", stmt[-1][2])]
             else:
                 given_lines.update(t[2] for t in stmt)
-                for j in given:
-                    votes[j] = votes.get(j, 0) + 1
-                if runs[-1]:
-                    runs.append([])
+                votes.update({j: votes.get(j, 0) + 1 for j in given})
+                runs.append([])
         runs = [r for r in runs if r]
         if not runs:
             continue
@@ -325,18 +302,17 @@ def read_document(path: Path, *, name: str, template: Template, corpus: str = ""
         question = template.cell_question[best] if best is not None else headings[i]
         own = frozenset(t[2] for run in runs for t in run)
         bound |= bound_names(source, own, toks)
-        parsed.append((i, question, runs, own, frozenset(given_lines - own), source))
-    own_cells: list[Cell] = []
+        parsed.append((Cell(i, question, tuple(source.split("\n")), own,
+                            frozenset(given_lines - own)), runs))
     spans: dict[int, list[tuple[int, frozenset[int]]]] = {}
-    for i, question, runs, own, given_at, source in parsed:
-        position = len(own_cells)
-        own_cells.append(Cell(i, question, tuple(source.split("\n")), own, given_at))
+    for position, (_, runs) in enumerate(parsed):
         for run in runs:
             norm = [";" if t[0] == tokenize.NEWLINE else normalise(t, bound) for t in run]
             for h, start in fingerprints(norm):
                 covered = frozenset(t[2] for t in run[start:start + K] if t[0] != tokenize.NEWLINE)
                 spans.setdefault(h, []).append((position, covered))
-    return Document(name, path, corpus, tuple(own_cells), {h: tuple(v) for h, v in spans.items()})
+    return Document(name, path, corpus, tuple(c for c, _ in parsed),
+                    {h: tuple(v) for h, v in spans.items()})
 
 
 def rarity(holders: int, class_size: int) -> float:
@@ -352,39 +328,31 @@ def rarity(holders: int, class_size: int) -> float:
 
 def _pair(a: Document, b: Document, weight: dict[int, float]) -> Pair:
     by_question: dict[str, float] = {}
-    marks_a: dict[tuple[int, int], float] = {}
-    marks_b: dict[tuple[int, int], float] = {}
+    marks: tuple[dict[tuple[int, int], float], ...] = ({}, {})
     cells_b: dict[str, set[int]] = {}
-    score = 0.0
     for h in a.spans.keys() & b.spans.keys():
-        w = weight.get(h, 1.0)
-        score += w
-        q = a.cells[a.spans[h][0][0]].question
+        w, q = weight.get(h, 1.0), a.cells[a.spans[h][0][0]].question
         by_question[q] = by_question.get(q, 0.0) + w
-        for doc, marks in ((a, marks_a), (b, marks_b)):
-            for position, lines in doc.spans[h]:
-                for line in lines:
-                    key = (position, line)
-                    marks[key] = max(marks.get(key, 0.0), w)
-                if doc is b:
-                    cells_b.setdefault(q, set()).add(position)
-    return Pair(a, b, score, by_question, marks_a, marks_b,
+        cells_b.setdefault(q, set()).update(position for position, _ in b.spans[h])
+        for doc, mark in zip((a, b), marks):
+            for key in {(position, line) for position, lines in doc.spans[h] for line in lines}:
+                mark[key] = max(mark.get(key, 0.0), w)
+    return Pair(a, b, sum(by_question.values()), by_question, marks[0], marks[1],
                 {q: frozenset(v) for q, v in cells_b.items()})
 
 
 def score_pairs(documents: Sequence[Document], *, min_score: float) -> list[Pair]:
     """Every student-student and student-corpus pair scoring at least ``min_score``, best first."""
-    class_docs = [i for i, d in enumerate(documents) if not d.corpus and d.spans]
+    n = sum(1 for d in documents if not d.corpus and d.spans)
     holders: dict[int, list[int]] = {}
     for i, d in enumerate(documents):
         for h in d.spans:
             holders.setdefault(h, []).append(i)
-    n = len(class_docs)
     weight: dict[int, float] = {}
     columns: list[tuple[list[int], float]] = []
     for h, rows in holders.items():
         in_class = sum(1 for r in rows if not documents[r].corpus)
-        if len(rows) >= 2 and in_class >= 1:
+        if len(rows) >= 2 and in_class >= 1:  # shared, and not by corpus files alone
             weight[h] = rarity(in_class, n)
             columns.append((rows, weight[h]))
     # Scores of all pairs at once: S = M diag(w) M^T over the shared fingerprints, in chunks.
@@ -399,13 +367,10 @@ def score_pairs(documents: Sequence[Document], *, min_score: float) -> list[Pair
     is_corpus = np.array([bool(d.corpus) for d in documents])
     scores[np.ix_(is_corpus, is_corpus)] = 0.0  # never a pair inside the corpora
     np.fill_diagonal(scores, 0.0)
-    pairs = []
     # float32 sums: a pair exactly at the threshold must not fall below it by rounding
-    for i, j in zip(*np.nonzero(np.triu(scores) >= max(min_score - 1e-6, 1e-9))):
-        a, b = documents[int(i)], documents[int(j)]
-        if a.corpus:
-            a, b = b, a
-        pairs.append(_pair(a, b, weight))
+    found = zip(*np.nonzero(np.triu(scores) >= max(min_score - 1e-6, 1e-9)))
+    pairs = [_pair(documents[j], documents[i], weight) if documents[i].corpus else
+             _pair(documents[i], documents[j], weight) for i, j in found]
     pairs.sort(key=lambda p: (-round(p.score, 6), p.a.name, p.b.name))
     return pairs
 
@@ -432,48 +397,22 @@ def compare(*, assignment: str, template: nbformat.NotebookNode, question_ids: S
     tpl = Template(template, question_ids)
     docs: list[Document] = []
     skipped: list[str] = []
-    for folder in students:
-        path = _notebook_in(folder, notebook)
-        if path is None:
-            skipped.append(f"{folder.name}: no {notebook}")
-            continue
-        try:
-            docs.append(read_document(path, name=folder.name, template=tpl))
-        except InputError as exc:
-            skipped.append(str(exc))
+    todo: list[tuple[Path | None, str, str]] = [
+        (_notebook_in(folder, notebook), folder.name, "") for folder in students]
     for corpus in against:
         if not corpus.is_dir():
             raise InputError(f"--against {corpus}: no such folder")
-        for path in _corpus_files(corpus):
-            label = f"{corpus.name}/{path.relative_to(corpus).as_posix()}"
-            try:
-                docs.append(read_document(path, name=label, template=tpl, corpus=corpus.name))
-            except InputError as exc:
-                skipped.append(str(exc))
+        todo += [(p, f"{corpus.name}/{p.relative_to(corpus).as_posix()}", corpus.name)
+                 for p in _corpus_files(corpus)]
+    for path, name, corpus_name in todo:
+        try:
+            if path is None:
+                raise InputError(f"{name}: no {notebook}")
+            docs.append(read_document(path, name=name, template=tpl, corpus=corpus_name))
+        except InputError as exc:
+            skipped.append(str(exc))
     return Report(assignment, tuple(question_ids), dict(titles or {}), tuple(docs),
                   tuple(score_pairs(docs, min_score=min_score)), min_score, tuple(skipped))
-
-
-def shared_lines(p: Pair) -> tuple[int, int]:
-    return len(p.marks_a), len(p.marks_b)
-
-
-def questions_text(p: Pair) -> str:
-    return ", ".join(f"{q} {p.by_question[q]:.1f}" for q in p.questions)
-
-
-def csv_text(report: Report) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "a", "b", "kind", "score", "shared_lines_a", "shared_lines_b",
-                "own_lines_a", "own_lines_b", "questions",
-                *[f"score_{q}" for q in (*report.questions, OTHER)]])
-    for rank, p in enumerate(report.pairs, 1):
-        la, lb = shared_lines(p)
-        w.writerow([rank, p.a.name, p.b.name, p.kind, f"{p.score:.2f}", la, lb, p.a.own_lines,
-                    p.b.own_lines, " ".join(p.questions),
-                    *[f"{p.by_question.get(q, 0.0):.2f}" for q in (*report.questions, OTHER)]])
-    return buf.getvalue()
 
 
 def load_template(root: Path, notebook: str) -> nbformat.NotebookNode:
@@ -488,13 +427,3 @@ def load_template(root: Path, notebook: str) -> nbformat.NotebookNode:
         raise InputError(f"no student_template/{notebook} or reference/{notebook} under {root}")
     return build.make_template(build.read_notebook(reference), source_name=str(reference))
 
-
-def write_outputs(report: Report, *, out_dir: Path) -> list[Path]:
-    """Write ``similarity.csv`` and ``similarity.html`` into ``out_dir``; return their paths."""
-    from grader import similarity_page
-    from grader.build import write_text_atomic
-
-    written = [out_dir / "similarity.csv", out_dir / similarity_page.PAGE_NAME]
-    write_text_atomic(written[0], csv_text(report))
-    write_text_atomic(written[1], similarity_page.render(report))
-    return written

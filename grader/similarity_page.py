@@ -1,18 +1,24 @@
-"""``similarity.html``: one self-contained page, ranked pairs and their code side by side.
+"""The report's files: ``similarity.csv`` and a self-contained ``similarity.html``.
 
-The page says "similar", never "copied": it shows which code two submissions share and how rare
-that code is in the class, and leaves the judgement to the instructor. Everything on it comes
-from student files, so all of it goes through ``html.escape``; the page has no scripts and loads
+The page lists the ranked pairs, then shows each pair's code side by side with the shared parts
+highlighted. It says "similar", never "copied": it shows which code two submissions share and
+how rare that code is in the class, and leaves the judgement to the instructor. Everything on it
+comes from student files, so all of it goes through ``html.escape``; it has no scripts and loads
 nothing.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from html import escape
+from pathlib import Path
 
-from grader.similarity import OTHER, Cell, Document, Pair, Report, questions_text, shared_lines
+from grader.build import write_text_atomic
+from grader.similarity import OTHER, Cell, Document, Pair, Report
 
 PAGE_NAME = "similarity.html"
+CSV_NAME = "similarity.csv"
 MAX_DETAILED = 50  # pairs shown side by side; the table lists every pair
 RARE = 0.5  # shared code weighted at least this is highlighted strongly
 _FOLD = 4  # runs of given lines longer than this are folded into one line
@@ -104,11 +110,11 @@ def render(report: Report) -> str:
     corpus = len(report.documents) - len(students)
     rows = []
     for rank, p in enumerate(report.pairs, 1):
-        la, lb = shared_lines(p)
+        la, lb = p.shared_lines
         link = (f'<a href="#pair-{rank}">{escape(p.a.name)} and {escape(p.b.name)}</a>'
                 if rank <= MAX_DETAILED else f"{escape(p.a.name)} and {escape(p.b.name)}")
         rows.append(f'<tr><td class="num">{rank}</td><td>{link}</td><td>{escape(p.kind)}</td>'
-                    f"<td>{escape(questions_text(p))}</td>"
+                    f"<td>{escape(p.questions_text)}</td>"
                     f'<td class="num">{la} / {lb}</td><td class="num">{p.score:.1f}</td></tr>')
     table = ("<table><thead><tr><th>#</th><th>pair</th><th>with</th><th>questions (score)</th>"
              "<th>shared lines</th><th>score</th></tr></thead><tbody>" + "".join(rows)
@@ -116,7 +122,7 @@ def render(report: Report) -> str:
         f'<p id="none">No pair shares code scoring {report.min_score:g} or more.</p>'
     sections = []
     for rank, p in enumerate(report.pairs[:MAX_DETAILED], 1):
-        la, lb = shared_lines(p)
+        la, lb = p.shared_lines
         sections.append(
             f'<section class="pair" id="pair-{rank}"><h2>{rank}. {escape(p.a.name)} and '
             f"{escape(p.b.name)}: similar</h2>"
@@ -149,3 +155,25 @@ same answer. The code is shown so that you can judge; the page makes no judgemen
 class; see docs/similarity.md for what is compared and its limits.</footer>
 </main></body></html>
 """
+
+
+def csv_text(report: Report) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "a", "b", "kind", "score", "shared_lines_a", "shared_lines_b",
+                "own_lines_a", "own_lines_b", "questions",
+                *[f"score_{q}" for q in (*report.questions, OTHER)]])
+    for rank, p in enumerate(report.pairs, 1):
+        la, lb = p.shared_lines
+        w.writerow([rank, p.a.name, p.b.name, p.kind, f"{p.score:.2f}", la, lb, p.a.own_lines,
+                    p.b.own_lines, " ".join(p.questions),
+                    *[f"{p.by_question.get(q, 0.0):.2f}" for q in (*report.questions, OTHER)]])
+    return buf.getvalue()
+
+
+def write_outputs(report: Report, *, out_dir: Path) -> list[Path]:
+    """Write ``similarity.csv`` and ``similarity.html`` into ``out_dir``; return their paths."""
+    written = [out_dir / CSV_NAME, out_dir / PAGE_NAME]
+    write_text_atomic(written[0], csv_text(report))
+    write_text_atomic(written[1], render(report))
+    return written

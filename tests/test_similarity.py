@@ -87,7 +87,7 @@ def test_default_report_holds_exactly_the_copies() -> None:
     assert by_copy["copy_comments_whitespace"].questions == ["1.A", "1.B", "1.C"]
     # Renamed and reordered: every own line of the helpers and 1.A is found on both sides.
     renamed = by_copy["copy_renamed_reordered"]
-    assert similarity.shared_lines(renamed) == (31, 31)
+    assert renamed.shared_lines == (31, 31)
     assert (renamed.a.own_lines, renamed.b.own_lines) == (33, 33)
     assert report.skipped == ()
 
@@ -239,7 +239,7 @@ def test_unreadable_and_missing_notebooks_are_listed_not_fatal(tmp_path: Path) -
 
 
 def test_csv_lists_each_pair_with_its_questions() -> None:
-    rows = list(csv.reader(io.StringIO(similarity.csv_text(compare(the_class())))))
+    rows = list(csv.reader(io.StringIO(similarity_page.csv_text(compare(the_class())))))
     assert rows[0] == ["rank", "a", "b", "kind", "score", "shared_lines_a", "shared_lines_b",
                        "own_lines_a", "own_lines_b", "questions", "score_1.A", "score_1.B",
                        "score_1.C", "score_1.D", "score_other"]
@@ -278,7 +278,7 @@ def test_cli_prints_the_ranked_table_and_writes_both_files(tmp_path: Path) -> No
     assert table.index("copy_renamed_reordered") < table.index("copy_comments_whitespa") \
         < table.index("copy_one_question")
     assert "independent_two_linears" not in table and "untouched_stub" not in table
-    assert (tmp_path / "out" / "similarity.csv").read_text() == similarity.csv_text(compare(the_class()))
+    assert (tmp_path / "out" / "similarity.csv").read_text() == similarity_page.csv_text(compare(the_class()))
     r = grader_cli("similarity", str(tmp_path / "nowhere"))
     assert (r.returncode, r.stderr) == (3, f"grader: error: {tmp_path}/nowhere: no such folder\n")
     r = grader_cli("similarity", str(SCENARIOS), "--against", str(tmp_path / "nowhere"),
@@ -291,7 +291,7 @@ def test_cli_prints_the_ranked_table_and_writes_both_files(tmp_path: Path) -> No
 @needs_chromium
 def test_browser_shows_the_pairs_side_by_side(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    _, page = similarity.write_outputs(compare(the_class()), out_dir=out)
+    _, page = similarity_page.write_outputs(compare(the_class()), out_dir=out)
     r = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile")
     assert r.returncode == 0, r.stderr
     assert console_errors(r.stderr) == []
