@@ -168,7 +168,7 @@ def bound_names(source: str, own: frozenset[int], toks: list[Tok]) -> set[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes in student strings
             tree = ast.parse(_unmagic(source))
-    except (SyntaxError, ValueError):  # then: a name before "=", or after def/class/for/as
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # a name before "=", etc.
         return {t[1] for prev, t, nxt in zip([None, *toks], toks, [*toks[1:], None])
                 if t[0] == tokenize.NAME and t[2] in own and (
                     (nxt is not None and nxt[1] in {"=", "+=", "-=", "*=", "/="})

@@ -238,6 +238,19 @@ def test_unreadable_and_missing_notebooks_are_listed_not_fatal(tmp_path: Path) -
     assert [d.name for d in report.documents] == ["independent_einsum"]
 
 
+def test_hostile_code_is_read_without_crashing(tmp_path: Path) -> None:
+    """Deep nesting, a 50,000-term sum, unterminated code: read as text, fingerprinted anyway."""
+    sources = ["x = " + "(" * 5000 + "1" + ")" * 5000, "y = " + "+".join(["1"] * 50_000),
+               "def f(:\n  return 'unterminated", "import os\nos.system('echo hi')  # never run"]
+    nb = nbformat.v4.new_notebook(cells=[  # type: ignore[no-untyped-call]
+        nbformat.v4.new_code_cell(s) for s in sources])  # type: ignore[no-untyped-call]
+    for student in ("p", "q"):
+        write_text_atomic(tmp_path / student / NOTEBOOK, notebook_text(nb))
+    report = compare([tmp_path / "p", tmp_path / "q"], min_score=1)
+    assert [d.own_lines for d in report.documents] == [6, 6]
+    assert [(p.a.name, p.b.name) for p in report.pairs] == [("p", "q")]
+
+
 def test_csv_lists_each_pair_with_its_questions() -> None:
     rows = list(csv.reader(io.StringIO(similarity_page.csv_text(compare(the_class())))))
     assert rows[0] == ["rank", "a", "b", "kind", "score", "shared_lines_a", "shared_lines_b",
