@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 import zipfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import yaml
 
 from grader import student_package
 from tests.conftest import EXAMPLES, ROOT
+from tests.student_env import clean_env, student_python
 
 TEMPLATE = ROOT / "student_template"
 WHEEL = TEMPLATE / student_package.wheel_name()
@@ -111,29 +111,9 @@ def solution_lines() -> list[str]:
 
 # -- a fresh venv, as a student's machine -----------------------------------------------------
 
-def _pip(python: Path, *args: str) -> None:
-    r = subprocess.run([str(python), "-m", "pip", "install", "-q", *args], capture_output=True,
-                       text=True, timeout=1200)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-
-
 @pytest.fixture(scope="module")
-def student_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("student")
-    venv.create(home / "venv", with_pip=True, system_site_packages=False)
-    python = home / "venv" / "bin" / "python"
-    # torch first, as Colab and a course's Jupyter have it; the wheel accepts it (torch>=2.1).
-    _pip(python, "torch==2.13.0")
-    # The one line of the template's first cell; then what the notebook itself imports.
-    _pip(python, f"{WHEEL}[cli]")
-    _pip(python, "matplotlib", "ipywidgets")
-    return python
-
-
-def _clean_env(python: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "GRADER_ROOT")}
-    env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+def student_venv() -> Path:
+    return student_python()
 
 
 @pytest.mark.slow
@@ -154,7 +134,7 @@ outs = nb.cells[-1].outputs
 print(json.dumps({"grader": grader.__file__, "outputs": [dict(o) for o in outs]}))
 """
     r = subprocess.run([str(student_venv), "-c", script], cwd=work, capture_output=True, text=True,
-                       env=_clean_env(student_venv), timeout=600)
+                       env=clean_env(student_venv), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.splitlines()[-1])
     assert str(ROOT) not in result["grader"]  # the installed package, not this checkout
@@ -173,7 +153,7 @@ def test_fresh_venv_grader_check_command(student_venv: Path, tmp_path: Path) -> 
     shutil.copytree(TEMPLATE, repo)
     shutil.rmtree(repo / "checks")  # the installed package's bundles are enough
     r = subprocess.run([str(student_venv.parent / "grader-check"), "rnn_and_grad.ipynb"], cwd=repo,
-                       capture_output=True, text=True, env=_clean_env(student_venv), timeout=600)
+                       capture_output=True, text=True, env=clean_env(student_venv), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.splitlines()
     assert lines[0] == "rnn_and_grad: 0 / 15 points (visible checks only)"
@@ -185,14 +165,17 @@ def test_fresh_venv_holds_no_hidden_check_and_no_reference(student_venv: Path) -
     script = """
 import json, importlib.metadata as m
 d = m.distribution("grader-checks")
-print(json.dumps([str(d.locate_file(f)) for f in d.files]))
+print(json.dumps({"site": str(d.locate_file("")),
+                  "files": [str(d.locate_file(f)) for f in d.files]}))
 """
     r = subprocess.run([str(student_venv), "-c", script], capture_output=True, text=True,
-                       env=_clean_env(student_venv), timeout=120)
+                       env=clean_env(student_venv), timeout=120)
     assert r.returncode == 0, r.stderr
-    installed = [Path(p) for p in json.loads(r.stdout)]
-    site = installed[0].parents[1] if installed[0].parent.name == "grader" else None
-    assert site is not None
+    listing = json.loads(r.stdout)
+    site = Path(listing["site"])
+    installed = [Path(os.path.normpath(p)) for p in listing["files"]]
+    assert site / "grader" / "notebook.py" in installed
+    assert student_venv.parent / "grader-check" in installed  # the CLI entry point
     package_files = sorted(p for p in (site / "grader").rglob("*") if p.is_file()
                            and "__pycache__" not in p.parts)
     # Nothing but what the wheel listed is in the package folder.
