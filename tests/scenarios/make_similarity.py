@@ -397,7 +397,9 @@ def _with_cell(nb: nbformat.NotebookNode, source: str, *, after: str) -> nbforma
     """``nb`` with a new code cell after the first cell whose source starts with ``after``."""
     out = copy.deepcopy(nb)
     at = next(i for i, c in enumerate(out.cells) if c.source.startswith(after))
-    out.cells.insert(at + 1, nbformat.v4.new_code_cell(source.strip("\n")))  # type: ignore[no-untyped-call]
+    cell = nbformat.v4.new_code_cell(source.strip("\n"))  # type: ignore[no-untyped-call]
+    cell.id = "own-helpers"  # fixed, so the file is the same on every run
+    out.cells.insert(at + 1, cell)
     return out
 
 
@@ -415,7 +417,6 @@ def _clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-        cell.pop("id", None)
     return nb
 
 
