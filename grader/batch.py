@@ -12,73 +12,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import queue
 import shutil
-import stat
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
-
-import nbformat
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from grader import __version__, report, sandbox, wire
-from grader.errors import InputError, SpecError
+from grader.errors import InputError, SandboxError, SpecError
+from grader.submission import (MAX_NOTEBOOK_BYTES, MAX_STAGED_BYTES, Notebook, cell_label,
+                               choose_notebook, code_cell_number, read_notebook, stage,
+                               student_dirs)
 from grader.execute import Execution, Worker
 from grader.grade import grade
 from grader.spec import Assignment
 
-MAX_STAGED_BYTES = 50 * 1024 * 1024
-MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # parsed in the grader's own process: keep it bounded
+if TYPE_CHECKING:  # not at run time: grader.cluster imports Dask
+    from grader.cluster import Executor
 
-
-@dataclass(frozen=True)
-class Notebook:
-    """A parsed notebook: the source of each cell, None for cells that are not code."""
-
-    cells: tuple[str | None, ...]
-    sha256: str
-
-
-def read_notebook(path: Path) -> Notebook:
-    """Parse with nbformat; raise InputError naming the file when it is not a notebook."""
-    size = path.stat().st_size
-    if size > MAX_NOTEBOOK_BYTES:
-        raise InputError(f"{path}: notebook of {size} bytes is larger than the "
-                         f"{MAX_NOTEBOOK_BYTES // 2**20} MiB limit")
-    raw = path.read_bytes()
-    try:
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
-    except Exception as exc:  # nbformat raises several unrelated types for bad input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a valid notebook ({first})") from None
-    cells = tuple(c.source if c.cell_type == "code" else None for c in nb.cells)
-    return Notebook(cells, hashlib.sha256(raw).hexdigest())
-
-
-def stage(source_dir: Path, *, extra: Callable[[Path], None] | None = None) -> Path:
-    """A private copy of a submission's regular files; links and special files are left out."""
-    workdir = Path(tempfile.mkdtemp(prefix="grader-sub-"))
-    total = 0
-    for root, dirs, files in os.walk(source_dir, followlinks=False):
-        rel = Path(root).relative_to(source_dir)
-        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
-        for name in files:
-            src = Path(root) / name
-            st = os.lstat(src)
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            total += st.st_size
-            if total > MAX_STAGED_BYTES:
-                continue
-            (workdir / rel).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, workdir / rel / name, follow_symlinks=False)
-    if extra is not None:
-        extra(workdir)
-    return workdir
+# Re-exported: the submission module owns discovery, choosing, reading and staging.
+__all__ = ["MAX_NOTEBOOK_BYTES", "MAX_STAGED_BYTES", "Notebook", "read_notebook", "stage",
+           "student_dirs"]
 
 
 def limits_for(assignment: Assignment) -> sandbox.Limits:
@@ -124,7 +81,7 @@ def expected_values(*, assignment: Assignment, reference: Path, worker: Worker,
     broken = [c for c in execution.cells if c.status != "ok"]
     if broken:
         c = broken[0]
-        raise SpecError(f"{reference}: cell {c.index + 1} of the reference did not run cleanly "
+        raise SpecError(f"{reference}: {cell_label(nb.cells, c.index)} of the reference did not run cleanly "
                         f"({c.status}: {(c.error or {}).get('evalue', '')})")
     values: dict[str, Any] = {}
     for check in assignment.checks:
@@ -160,52 +117,69 @@ class Context:
     extra_args: dict[str, dict[str, Any]] = field(default_factory=dict)
     stage_extra: Callable[[Path], None] | None = None
     force: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
 
 
-def grade_one(ctx: Context, student_dir: Path, worker: Worker, *, write: bool = True,
+def grade_one(ctx: Context, student_dir: Path, worker: Executor, *, write: bool = True,
               notebook_path: Path | None = None) -> dict[str, Any]:
-    """Grade one student's folder; ``write=False`` (self-check) leaves the disk untouched."""
+    """Grade one student's folder; ``write=False`` (self-check) leaves the disk untouched.
+
+    The notebook is the one ``submission.choose_notebook`` picks, unless ``notebook_path``
+    names it. Raises ``Cancelled`` (and writes nothing) when ``ctx.cancel`` is set meanwhile.
+    """
     a = ctx.assignment
     student = student_dir.name
-    path = notebook_path or student_dir / a.notebook
     started = time.perf_counter()
     errors: list[dict[str, Any]] = []
+    notes: list[str] = []
     execution: Execution | None = None
     sha: str | None = None
     unavailable = ""
     cache_key = ""
-    if not path.is_file():
-        found = sorted(p.name for p in student_dir.glob("*.ipynb"))
-        unavailable = (f"no {a.notebook} in {student_dir}/" +
-                       (f" (found: {', '.join(found)})" if found else " (the folder has no notebook)"))
-        errors.append({"kind": "missing_notebook", "message": unavailable})
+    choice = choose_notebook(student_dir, a.notebook) if notebook_path is None else None
+    path = notebook_path if choice is None else choice.path
+    if choice is not None and choice.note:
+        notes.append(choice.note)
+    nb = None
+    if path is None:
+        assert choice is not None
+        unavailable = choice.message
+        errors.append({"kind": choice.kind, "message": unavailable})
     else:
         try:
             nb = read_notebook(path)
         except InputError as exc:
-            unavailable = str(exc)
+            unavailable = str(exc).replace(f"{student_dir}/", "")
             errors.append({"kind": "invalid_notebook", "message": unavailable})
-        else:
-            sha = nb.sha256
-            cache_key = _cache_key(ctx, sha)
-            previous = _reusable_log(ctx, student, cache_key) if write else None
-            if previous is not None:
-                previous["_reused"] = True
-                return previous
-            workdir = stage(student_dir, extra=ctx.stage_extra)
-            try:
-                execution = worker.run(workdir=workdir, cells=list(nb.cells),
-                                       probes_source=a.probes_source,
-                                       requests=requests_for(a, ctx.extra_args))
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-            errors.extend(_execution_errors(execution))
+    if nb is not None and path is not None:
+        sha = nb.sha256
+        cache_key = _cache_key(ctx, sha)
+        previous = _reusable_log(ctx, student, cache_key) if write else None
+        if previous is not None:
+            previous["_reused"] = True
+            return previous
+        workdir = stage(path.parent, extra=ctx.stage_extra)
+        try:
+            execution = worker.run(workdir=workdir, cells=list(nb.cells),
+                                   probes_source=a.probes_source,
+                                   requests=requests_for(a, ctx.extra_args))
+        except SandboxError:
+            if ctx.cancel.is_set():
+                raise Cancelled(student) from None
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if ctx.cancel.is_set():
+            raise Cancelled(student)
+        errors.extend(_execution_errors(execution, nb))
+        notes.extend(execution.notes)
     checks = grade(assignment=a, execution=execution, expected=ctx.expected, truth=ctx.truth,
-                   unavailable=unavailable)
+                   unavailable=unavailable, cells=nb.cells if nb is not None else ())
     log = report.SubmissionLog(
         assignment=a.name, student=student, notebook=a.notebook, notebook_sha256=sha,
-        checks=checks, errors=errors,
-        cells=_cells(execution, ctx.out_dir / student if write else None) if execution else [],
+        checks=checks, errors=errors, notes=notes,
+        cells=_cells(execution, nb, ctx.out_dir / student if write else None)
+        if execution and nb else [],
         timings={"total_seconds": time.perf_counter() - started,
                  "execute_seconds": execution.seconds if execution else 0.0},
         protections=execution.protections if execution else {}, cache_key=cache_key,
@@ -213,6 +187,10 @@ def grade_one(ctx: Context, student_dir: Path, worker: Worker, *, write: bool = 
     if write:
         report.write_log(ctx.out_dir, log)
     return log.as_dict()
+
+
+class Cancelled(Exception):
+    """The run was interrupted while this submission ran: nothing was written for it."""
 
 
 def _records(a: Assignment, execution: Execution | None) -> dict[str, Any]:
@@ -244,26 +222,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _execution_errors(execution: Execution) -> list[dict[str, Any]]:
+def _execution_errors(execution: Execution, nb: Notebook) -> list[dict[str, Any]]:
     errors: list[dict[str, Any]] = []
     for cell in execution.cells:
         if cell.status in ("error", "timeout", "killed") and cell.error:
             verb = {"error": f"raised {cell.error.get('ename', '')}", "timeout": "timed out",
                     "killed": "was killed"}[cell.status]
-            errors.append({"kind": f"cell_{cell.status}", "cell": cell.index + 1,
-                           "message": f"cell {cell.index + 1} {verb}: {cell.error.get('evalue', '')}"})
+            errors.append({"kind": f"cell_{cell.status}",
+                           "cell": code_cell_number(nb.cells, cell.index),
+                           "message": f"{cell_label(nb.cells, cell.index)} {verb}: "
+                                      f"{cell.error.get('evalue', '')}"})
     errors.extend({"kind": "sandbox", "message": e} for e in execution.events)
     return errors
 
 
-def _cells(execution: Execution, student_out: Path | None) -> list[dict[str, Any]]:
-    """Cell outcomes for the log; figures are written as PNG files beside it (checked PNGs)."""
+def _cells(execution: Execution, nb: Notebook, student_out: Path | None) -> list[dict[str, Any]]:
+    """Cell outcomes for the log, numbered among code cells; figures are written as PNG files
+    beside it (checked PNGs)."""
     import base64
 
     if student_out is not None:
         shutil.rmtree(student_out / "figures", ignore_errors=True)
     cells = []
     for cell in execution.cells:
+        number = code_cell_number(nb.cells, cell.index)
         figures = []
         for k, data in enumerate(cell.figures, start=1):
             try:
@@ -272,36 +254,29 @@ def _cells(execution: Execution, student_out: Path | None) -> list[dict[str, Any
                 continue
             if not png.startswith(b"\x89PNG\r\n\x1a\n"):
                 continue
-            name = f"figures/cell-{cell.index + 1:02d}-{k}.png"
+            name = f"figures/cell-{number:02d}-{k}.png"
             if student_out is not None:
                 report.atomic_write(student_out / name, png)
             figures.append(name)
-        cells.append({"cell": cell.index + 1, "status": cell.status,
-                      "seconds": round(cell.seconds, 4), "figures": figures,
-                      "stdout": cell.stdout[-4000:]})
+        cells.append({"cell": number, "label": cell_label(nb.cells, cell.index),
+                      "status": cell.status, "seconds": round(cell.seconds, 4),
+                      "figures": figures, "stdout": cell.stdout[-4000:]})
     return cells
 
 
 # -- the batch --------------------------------------------------------------------------------
 
-def student_dirs(submissions: Path) -> list[Path]:
-    if not submissions.is_dir():
-        raise InputError(f"{submissions}: no such folder")
-    dirs = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return dirs
-
-
 def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.Limits,
                  on_done: Callable[[dict[str, Any]], None],
-                 warm: Worker | None = None,
+                 warm: Executor | None = None,
                  worker_stats: list[dict[str, int]] | None = None) -> list[dict[str, Any]]:
     """Grade ``dirs``, ``jobs`` at a time, each in a sandbox forked from one warm worker.
 
     One worker serves every slot: a fork server needs no more, and one start-up (seconds of
     imports) is all a batch pays. Measured on 2 cores against one worker per job: same speed
-    once running, about 3 s sooner to start. The ``warm`` worker (started and owned by the
-    caller) is used when given; otherwise one starts, only when a submission needs one, and
-    is closed at the end.
+    once running, about 3 s sooner to start. The ``warm`` executor (a local Worker or a
+    ``cluster.ClusterExecutor``, started and owned by the caller) is used when given;
+    otherwise one starts, only when a submission needs one, and is closed at the end.
     """
     todo: queue.Queue[Path] = queue.Queue()
     for d in dirs:
@@ -312,7 +287,7 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
     started: list[Worker] = []
     starting = threading.Lock()  # not ``lock``: a start takes seconds, reused logs need not wait
 
-    def the_worker() -> Worker:
+    def the_worker() -> Executor:
         with starting:
             if warm is not None:
                 return warm
@@ -322,7 +297,7 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
 
     def loop() -> None:
         try:
-            while not failures:
+            while not failures and not ctx.cancel.is_set():
                 try:
                     d = todo.get_nowait()
                 except queue.Empty:
@@ -332,6 +307,8 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
                 with lock:
                     results.append(result)
                     on_done(result)
+        except Cancelled:
+            return
         except BaseException as exc:  # surfaced in the caller's thread
             failures.append(exc)
 
@@ -345,6 +322,18 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
             t.start()
         for t in threads:
             t.join()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): end the sandboxes in flight, let each thread discard
+        # its submission and remove its staged copy, then let the interrupt through. Logs
+        # already written stay: running again resumes from them.
+        ctx.cancel.set()
+        with starting:
+            for worker in ([warm] if warm is not None else []) + started:
+                worker.cancel()
+        for t in threads:
+            while t.is_alive():  # a join the interrupt broke into may not wait: poll instead
+                t.join(0.1)
+        raise
     finally:
         for worker in ([warm] if warm is not None else []) + started:
             if worker_stats is not None:
@@ -359,8 +348,8 @@ def run_parallel(ctx: Context, dirs: list[Path], *, jobs: int, limits: sandbox.L
 
 def _needs_worker(ctx: Context, student_dir: Path) -> bool:
     """False when the log can be reused or there is nothing to execute."""
-    path = student_dir / ctx.assignment.notebook
-    if not path.is_file():
+    path = choose_notebook(student_dir, ctx.assignment.notebook).path
+    if path is None:
         return False
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     return _reusable_log(ctx, student_dir.name, _cache_key(ctx, sha)) is None

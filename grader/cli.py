@@ -17,11 +17,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grader import batch, feedback, report, spec
+from grader import batch, feedback, interrupts, report, spec
 from grader.errors import GraderError, InputError
 
+
+
+class _PipeConsole(Console):
+    """stdout for `grader report … | head`: a reader that stops early is no failure (rich
+    would exit 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(0)
+
+
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+out = _PipeConsole(highlight=False, soft_wrap=True)
 
 
 def find_root(explicit: Path | None) -> Path | None:
@@ -49,10 +62,24 @@ def _need_root(explicit: Path | None) -> Path:
 
 
 def _choose_assignment(root: Path, dirs: list[Path], name: str | None) -> spec.Assignment:
+    """The assignment named, else the one whose notebook the folders hold.
+
+    A folder's notebook counts under the same rule grading uses (``choose_notebook``); a lone
+    notebook named otherwise counts for the assignment its metadata names.
+    """
     if name:
         return spec.find(root, name)
+    from grader.session import assignment_name
+    from grader.submission import notebooks_in
+
     candidates = spec.load_all(root)
     present = [a for a in candidates if any((d / a.notebook).is_file() for d in dirs)]
+    if not present:
+        named: set[str] = set()
+        for d in dirs:
+            files, _ = notebooks_in(d) if d.is_dir() and not d.is_symlink() else ([], [])
+            named.update(assignment_name(f) for f in files)
+        present = [a for a in candidates if a.name in named]
     if len(present) == 1:
         return present[0]
     if not present:
@@ -71,6 +98,12 @@ class _Group(click.Group):
         except GraderError as exc:
             click.echo(f"grader: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            # `grader report … | head`: the reader has what it wanted; that is not a failure.
+            # Python would complain again flushing stdout at exit, so point it at /dev/null.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
 
 
 @click.group(cls=_Group)
@@ -91,13 +124,18 @@ def main() -> None:
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
 @click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
 @click.option("--checks", "checks_dir", type=click.Path(path_type=Path), help="A checks bundle (grader bundle) to grade with instead of reference/.")
+@click.option("--scheduler", envvar="GRADER_SCHEDULER", metavar="ADDRESS", help="Run the submissions on a Dask cluster, e.g. tcp://HOST:8786 (or $GRADER_SCHEDULER); the reference, expected values and grading stay here. Needs pip install -e '.[cluster]'; see docs/cluster.md.")
+@click.option("--allow-unconfined", is_flag=True, help="With --scheduler: also use Dask workers whose sandbox has a protection off (each is reported).")
 def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int, force: bool,
-        data_dir: Path | None, root: Path | None, checks_dir: Path | None) -> None:
+        data_dir: Path | None, root: Path | None, checks_dir: Path | None,
+        scheduler: str | None, allow_unconfined: bool) -> None:
     """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
 
     Writes <out>/<student>/submission_log.json and <out>/summary.csv.
 
     Example: grader run submissions/ --out grades/ -j 2
+
+    Example: grader run submissions/ --scheduler tcp://head-node:8786
     """
     from grader.session import GradingSession
 
@@ -112,23 +150,36 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
         project = _need_root(root)
         a = _choose_assignment(project, dirs, assignment)
     out_dir = out_dir or submissions.resolve().parent / "grades"
-    with GradingSession(root=project, assignment=a, out_dir=out_dir, force=force,
-                        data_dir=data_dir, console=console, checks_dir=checks_dir,
-                        jobs=jobs) as session:
-        previous = {d.name: report.read_log(out_dir / d.name / report.LOG_NAME) for d in dirs}
-        with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
-                      transient=False) as progress:
-            task = progress.add_task("grading", total=len(dirs), rate="")
-            t0 = time.perf_counter()
+    written: list[str] = []
+    try:
+        with interrupts.terminate_raises(), GradingSession(
+                root=project, assignment=a, out_dir=out_dir, force=force, data_dir=data_dir,
+                console=console, checks_dir=checks_dir, jobs=jobs, scheduler=scheduler,
+                allow_unconfined=allow_unconfined) as session:
+            previous = {d.name: report.read_log(out_dir / d.name / report.LOG_NAME) for d in dirs}
+            with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                          console=console, transient=False) as progress:
+                task = progress.add_task("grading", total=len(dirs), rate="")
+                t0 = time.perf_counter()
 
-            def done(_result: dict[str, Any]) -> None:
-                progress.advance(task)
-                n = progress.tasks[0].completed
-                progress.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f}/s")
+                def done(result: dict[str, Any]) -> None:
+                    written.append(str(result["student"]))
+                    progress.advance(task)
+                    n = progress.tasks[0].completed
+                    progress.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f}/s")
 
-            results = session.grade(dirs, jobs=jobs, on_done=done)
+                results = session.grade(dirs, jobs=jobs, on_done=done)
+    except (KeyboardInterrupt, interrupts.Terminated) as exc:
+        click.echo(f"grader: interrupted: {len(written)} of {len(dirs)} submissions have an "
+                   f"up-to-date log in {out_dir}/; run the same command again to grade the rest",
+                   err=True)
+        sys.exit(interrupts.exit_status(exc))
     feedback.write_pages(out_dir, results, titles={q.id: q.title for q in a.questions})
+    if session.stale:
+        click.echo(f"set aside {len(session.stale)} log(s) of students no longer in "
+                   f"{submissions}/ ({', '.join(session.stale)}): "
+                   f"{out_dir / report.STALE_DIR}/, not counted")
     _summary(results, previous, time.perf_counter() - started, out_dir)
 
 
@@ -260,13 +311,18 @@ def report_cmd(grades: Path, csv_file: Path | None, markdown: bool) -> None:
     """
     from grader import overview
 
+    if csv_file is not None and not csv_file.parent.is_dir():
+        raise InputError(f"--csv {csv_file}: folder {csv_file.parent} does not exist")
     ov = overview.load(grades)
     if markdown:
         click.echo(overview.markdown(ov), nl=False)
     else:
         overview.print_overview(ov, out)
     if csv_file is not None:
-        report.atomic_write(csv_file, overview.gradebook_csv(ov).encode())
+        try:
+            report.atomic_write(csv_file, overview.gradebook_csv(ov).encode())
+        except OSError as exc:
+            raise InputError(f"--csv {csv_file}: cannot write it ({exc.strerror or exc})") from None
         console.print(f"wrote {csv_file}", markup=False, highlight=False)
 
 
@@ -313,3 +369,92 @@ def gradescope_bundle(assignment: str, out_zip: Path, data_dir: Path | None,
     content = gradescope.build_zip(a, root=project, data_dir=data_dir)
     report.atomic_write(out_zip, content)
     click.echo(f"wrote {out_zip} ({len(content) // 1024} KiB)")
+
+
+# -- issue 14: similarity report ---------------------------------------------------------------
+
+@main.command("similarity")
+@click.argument("submissions", type=click.Path(path_type=Path))
+@click.option("--against", multiple=True, type=click.Path(path_type=Path), help="A corpus folder to compare with (last year's submissions, notebooks from public repositories); repeatable. Pairs inside a corpus are not reported.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Where similarity.csv and similarity.html go (default: similarity/ beside SUBMISSIONS).")
+@click.option("--assignment", "-a", help="Assignment name (default: the one whose notebook the submissions hold).")
+@click.option("--min-score", type=click.FloatRange(0, min_open=True), help="Report pairs scoring at least this (default: 20, about four lines of code nobody else wrote).")
+@click.option("--top", type=click.IntRange(0), default=20, show_default=True, help="Pairs listed on the terminal (the files list all).")
+@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and student_template/.")
+def similarity_cmd(submissions: Path, against: tuple[Path, ...], out_dir: Path | None,
+                   assignment: str | None, min_score: float | None, top: int,
+                   root: Path | None) -> None:
+    """Rank pairs of submissions whose own code is similar, to each other or to a corpus.
+
+    Compares only what students wrote (the template's code is left out) and never runs it.
+
+    Example: grader similarity submissions/ --against last-year/ --out similarity/
+    """
+    from rich.text import Text
+
+    from grader import similarity, similarity_page
+
+    dirs = batch.student_dirs(submissions)
+    if not dirs:
+        raise InputError(f"{submissions}: no student folders (expected {submissions}/<student>/<notebook>.ipynb)")
+    project = _need_root(root)
+    a = _choose_assignment(project, dirs, assignment)
+    result = similarity.compare(
+        assignment=a.name, template=similarity.load_template(project, a.notebook),
+        question_ids=[q.id for q in a.questions], titles={q.id: q.title for q in a.questions},
+        students=dirs, notebook=a.notebook, against=list(against),
+        min_score=similarity.MIN_SCORE if min_score is None else min_score)
+    table = Table(title=f"similar pairs: {a.name}", show_header=True)
+    for col in ("#", "pair", "questions", "shared lines", "score"):
+        table.add_column(col, justify="right" if col in {"#", "score"} else "left", overflow="fold")
+    for rank, p in enumerate(result.pairs[:top], 1):
+        la, lb = p.shared_lines
+        table.add_row(str(rank), Text(f"{p.a.name} / {p.b.name}"), Text(p.questions_text),
+                      f"{la} / {lb}", f"{p.score:.1f}")
+    if result.pairs and top:
+        out.print(table)
+    if not result.pairs:
+        click.echo(f"no pair shares code scoring {result.min_score:g} or more")
+    elif len(result.pairs) > top:
+        click.echo(f"{len(result.pairs) - top} more pairs in similarity.csv")
+    for note in result.skipped:
+        click.echo(f"not compared: {note}")
+    target = out_dir or submissions.resolve().parent / "similarity"
+    csv_path, html_path = similarity_page.write_outputs(result, out_dir=target)
+    students = result.students
+    click.echo(f"compared {len(students)} submissions ({sum(1 for d in students if d.cells)} with "
+               f"code of their own) and {len(result.documents) - len(students)} corpus files: "
+               f"{len(result.pairs)} similar pairs; wrote {csv_path} and {html_path}")
+
+
+# -- issue 12: is every protection on where grading runs? --------------------------------------
+
+@main.command("sandbox")
+def sandbox_cmd() -> None:
+    """Start one sandbox, print each protection's state, and exit 5 if any is off.
+
+    Run it where grading will run (instructor CI, a grading server) before `grader run`, so a
+    machine that cannot confine student code stops the job instead of grading with a warning.
+
+    Example: sudo -E env "PATH=$PATH" grader sandbox
+    """
+    import shutil
+    import tempfile
+
+    from grader import sandbox
+    from grader.errors import SandboxError
+    from grader.execute import Worker
+
+    workdir = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
+    try:
+        with Worker(limits=sandbox.Limits()) as worker:
+            execution = worker.run(workdir=workdir, cells=["x = 1"], probes_source="", requests={})
+            protections = {**worker.cgroup_report, **execution.protections}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for name, state in sorted(protections.items()):
+        click.echo(f"{'on ' if state.startswith('on') else 'OFF'} {name}: {state}")
+    off = sorted(name for name, state in protections.items() if not state.startswith("on"))
+    if off:
+        raise SandboxError(f"{len(off)} sandbox protection(s) off: {', '.join(off)}")
+    click.echo(f"all {len(protections)} protections on")

@@ -13,6 +13,7 @@ import math
 import os
 import queue
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -57,6 +58,9 @@ class Execution:
     events: tuple[str, ...]
     seconds: float
     attempts: int
+    # What the notebook's runtime did in place of what it asked for (grader.runtime): said in
+    # the log, never an error.
+    notes: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -90,6 +94,9 @@ class Worker:
         self.confine = confine
         self.peak_child_rss_kb = 0
         self._lock = threading.Lock()
+        self._live_lock = threading.Lock()
+        self._live: dict[int, int] = {}  # holder pid -> pidfd of its sandbox's init
+        self._cancelled = threading.Event()
         self._free: queue.Queue[list[Path]] = queue.Queue()
         self._all_cgroups: list[Path] = []
         base = f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -159,10 +166,21 @@ class Worker:
             self._proc.kill()
             self._proc.wait()
         sandbox.remove_cgroups(self._all_cgroups)
-        try:
-            os.rmdir(self._home)
-        except OSError:
-            pass
+        # Matplotlib and font caches of the worker: nothing of a run may stay in $TMPDIR.
+        shutil.rmtree(self._home, ignore_errors=True)
+
+    def cancel(self) -> None:
+        """Kill every sandbox now running and refuse new ones (an interrupted run).
+
+        Each ``run`` in flight returns soon after, with what its submission had done."""
+        self._cancelled.set()
+        with self._live_lock:
+            pidfds = list(self._live.values())
+        for pidfd in pidfds:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
 
     def _control_call(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
         import json
@@ -197,7 +215,6 @@ class Worker:
              requests: dict[str, tuple[str, dict[str, Any]]], cgroups: list[Path]) -> Execution:
         started = time.perf_counter()
         code_cells = [i for i, c in enumerate(cells) if c is not None]
-        sources = [c or "" for c in cells]
         not_code = {i for i, c in enumerate(cells) if c is None}
         skip: dict[int, CellOutcome] = {}
         dropped: dict[str, ProbeAnswer] = {}
@@ -206,10 +223,10 @@ class Worker:
         attempts = 0
         for attempts in range(1, MAX_ATTEMPTS + 1):
             pending = {k: v for k, v in requests.items() if k not in dropped}
-            session = self._session(workdir, sources, set(skip) | not_code, probes_source, pending,
+            session = self._session(workdir, cells, set(skip) | not_code, probes_source, pending,
                                     cgroups)
-            if session.fatal:
-                events.append(session.fatal)
+            if session.fatal or self._cancelled.is_set():
+                events.append(session.fatal or "the run was interrupted")
                 break
             if session.killed_cell is not None:
                 i = session.killed_cell
@@ -236,7 +253,7 @@ class Worker:
 
     # -- one sandboxed process tree ------------------------------------------------------------
 
-    def _session(self, workdir: Path, cells: list[str], skip: set[int], probes_source: str,
+    def _session(self, workdir: Path, cells: list[str | None], skip: set[int], probes_source: str,
                  requests: dict[str, tuple[str, dict[str, Any]]], cgroups: list[Path]) -> _Session:
         s = _Session()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -260,12 +277,20 @@ class Worker:
                 s.fatal = "the sandbox failed to start"
                 return s
             init_pidfd = _pidfd(int(msg["init_pid"]))
+            if init_pidfd is not None:
+                with self._live_lock:
+                    self._live[holder] = init_pidfd
+            if self._cancelled.is_set():
+                s.fatal = "the run was interrupted"
+                return s
             msg = self._recv(ours, time.monotonic() + START_SECONDS)
             if msg is None or msg.get("type") != "hello":
                 s.fatal = "the sandbox failed to start"
                 return s
             s.protections = {str(k): str(v) for k, v in dict(msg["protections"]).items()}
-            wire.send(ours, {"type": "run", "cells": cells, "skip": sorted(skip)})
+            numbers = [sum(1 for c in cells[:i + 1] if c is not None) for i in range(len(cells))]
+            wire.send(ours, {"type": "run", "cells": [c or "" for c in cells],
+                             "skip": sorted(skip), "numbers": numbers})
             current: int | None = None
             while True:
                 msg = self._recv(ours, min(notebook_deadline, cell_deadline))
@@ -327,6 +352,8 @@ class Worker:
             return s
         finally:
             ours.close()
+            with self._live_lock:
+                self._live.pop(holder, None)
             self._kill(init_pidfd, holder, cgroups)
 
     def _recv(self, sock: socket.socket, deadline: float) -> dict[str, Any] | None:

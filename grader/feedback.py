@@ -152,8 +152,8 @@ def render_page(log: dict[str, Any], log_dir: Path, *, titles: dict[str, str] | 
         body.append('<p class="sub">Your notebook drew no plots that could be collected.</p>')
     for k, (cell, name, data) in enumerate(plots, start=1):
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        body.append(f'<figure><img src="{uri}" alt="plot {k} of {len(plots)}, from cell {cell}">'
-                    f"<figcaption>cell {cell} ({escape(name.split('/')[-1])})</figcaption></figure>")
+        body.append(f'<figure><img src="{uri}" alt="plot {k} of {len(plots)}, from code cell {cell}">'
+                    f"<figcaption>code cell {cell} ({escape(name.split('/')[-1])})</figcaption></figure>")
     versions = log.get("versions", {})
     body.append(f"<footer>graded by grader {escape(str(versions.get('grader', '')))} "
                 f"(torch {escape(str(versions.get('torch', '')))}); notebook sha256 "

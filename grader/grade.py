@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from grader.compare import compare
-from grader.execute import Execution, ProbeAnswer
 from grader.spec import Assignment, Check
+
+if TYPE_CHECKING:  # types only: grader.execute loads libc at import; grader.notebook runs anywhere
+    from grader.execute import Execution, ProbeAnswer
 
 HIDDEN_FAILED = "failed (hidden check: details are not shown)"
 HIDDEN_PASSED = "passed"
@@ -47,14 +49,17 @@ def accuracy_points(accuracy: float, *, zero_at: float, full_at: float, points: 
 
 def grade(*, assignment: Assignment, execution: Execution | None,
           expected: dict[str, Any], truth: dict[str, Any] | None = None,
-          unavailable: str = "") -> tuple[CheckResult, ...]:
-    """Score every check. ``execution`` None (with ``unavailable`` saying why) scores all zero."""
+          unavailable: str = "", cells: Sequence[str | None] = ()) -> tuple[CheckResult, ...]:
+    """Score every check. ``execution`` None (with ``unavailable`` saying why) scores all zero.
+
+    ``cells`` (the notebook's, None for markdown) lets messages name cells as a student finds
+    them."""
     results = []
     for check in assignment.checks:
         if execution is None:
             passed, score, message = False, 0.0, unavailable or "the notebook could not be run"
         else:
-            passed, score, message = _one(check, execution, expected, truth or {})
+            passed, score, message = _one(check, execution, expected, truth or {}, cells)
         if check.visibility == "hidden":
             message = HIDDEN_PASSED if passed else HIDDEN_FAILED
             hint = ""
@@ -65,18 +70,24 @@ def grade(*, assignment: Assignment, execution: Execution | None,
     return tuple(results)
 
 
+def _label(cells: Sequence[str | None], index: int) -> str:
+    from grader.submission import cell_label
+
+    return cell_label(cells, index) if cells else f"cell {index + 1}"
+
+
 def _one(check: Check, execution: Execution, expected: dict[str, Any],
-         truth: dict[str, Any]) -> tuple[bool, float, str]:
+         truth: dict[str, Any], cells: Sequence[str | None] = ()) -> tuple[bool, float, str]:
     if check.requires_complete and not execution.complete:
         stopped = next(c for c in execution.cells if c.status not in ("ok", "error"))
         why = stopped.error["evalue"] if stopped.error else stopped.status
-        return False, 0.0, (f"the notebook did not run to its end (cell {stopped.index + 1}: "
+        return False, 0.0, (f"the notebook did not run to its end ({_label(cells, stopped.index)}: "
                             f"{why}), so this check was not scored")
     answer = execution.answers.get(check.request_key)
     if answer is None:
         return False, 0.0, "the notebook stopped before this check could run"
     if not answer.ok:
-        return False, 0.0, _failure(answer, execution)
+        return False, 0.0, _failure(answer, execution, cells)
     if check.kind == "accuracy":
         return _accuracy(check, answer.value, truth.get(check.request_key))
     return _compare(check, answer.value, expected[check.request_key])
@@ -127,25 +138,25 @@ def _accuracy(check: Check, got: Any, labels: Any) -> tuple[bool, float, str]:
     return score >= check.points, score, message
 
 
-def _failure(answer: ProbeAnswer, execution: Execution) -> str:
+def _failure(answer: ProbeAnswer, execution: Execution, cells: Sequence[str | None] = ()) -> str:
     error = answer.error or {}
     kind, ename, evalue = error.get("kind", "error"), error.get("ename", ""), error.get("evalue", "")
     if kind == "not_implemented":
         where = f" ({evalue})" if evalue else ""
         return f"not implemented: your code still raises NotImplementedError{where}"
     if kind == "not_defined":
-        return evalue + _first_cell_problem(execution)
+        return evalue + _first_cell_problem(execution, cells)
     if kind in ("killed", "timeout"):
         return f"did not finish: {evalue or 'time limit exceeded'}"
     tail = _traceback_tail(error.get("traceback", ""))
     return f"raised {ename}: {evalue}" + (f"\n{tail}" if tail else "")
 
 
-def _first_cell_problem(execution: Execution) -> str:
+def _first_cell_problem(execution: Execution, cells: Sequence[str | None] = ()) -> str:
     for cell in execution.cells:
         if cell.status not in ("ok", "not_run") and cell.error:
-            return (f" (cell {cell.index + 1} {('raised ' + cell.error['ename']) if cell.status == 'error' else 'was stopped'}: "
-                    f"{cell.error['evalue']})")
+            what = ("raised " + cell.error["ename"]) if cell.status == "error" else "was stopped"
+            return f" ({_label(cells, cell.index)} {what}: {cell.error['evalue']})"
     return ""
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from grader import batch
+from grader import batch, report
 from grader.errors import InputError
 from grader.feedback import md
 
@@ -32,6 +32,7 @@ BINS = 10
 class Overview:
     logs: list[dict[str, Any]]
     questions: list[str]
+    stale: tuple[str, ...] = ()  # students set aside by `grader run` (report.set_aside_stale)
 
     @property
     def max_score(self) -> float:
@@ -81,7 +82,9 @@ def load(grades: Path) -> Overview:
         for q in log.get("questions", {}):
             if q not in questions:
                 questions.append(q)
-    return Overview(logs, questions)
+    stale_dir = grades / report.STALE_DIR
+    stale = tuple(sorted(p.parent.name for p in stale_dir.glob(f"*/{report.LOG_NAME}")))
+    return Overview(logs, questions, stale)
 
 
 def _g(x: Any) -> str:
@@ -112,6 +115,10 @@ def print_overview(ov: Overview, console: Console) -> None:
         for q, name, k in failed:
             t.add_row(Text(q), Text(name), f"{k} / {len(ov.logs)}")
         console.print(t)
+    if ov.stale:
+        console.print(f"not counted: {len(ov.stale)} stale log(s) of students no longer among "
+                      f"the submissions, in {report.STALE_DIR}/ ({', '.join(ov.stale)})",
+                      markup=False)
     trouble = ov.troubled()
     if trouble:
         t = Table(title="notebooks that did not run cleanly", show_header=True, title_justify="left")

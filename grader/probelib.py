@@ -6,6 +6,8 @@ torch and numpy; they return dicts of tensors, arrays and numbers, which ``wire`
 
 from __future__ import annotations
 
+import re
+import sys
 import traceback
 from typing import Any, Callable
 
@@ -59,6 +61,43 @@ def safe_str(value: object, limit: int = 2000) -> str:
     return text[:limit]
 
 
+_CELL_FILE = re.compile(r"<ipython-input-(\d+)-[0-9a-f]+>")
+
+
+def _where(filename: str) -> str:
+    """A frame's file as a student can place it: their code cell, or a library's own path."""
+    match = _CELL_FILE.fullmatch(filename)
+    if match:
+        return f"code cell {match.group(1)}"
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    for prefix in {sys.prefix, sys.base_prefix}:
+        if filename.startswith(prefix):
+            return filename[len(prefix):].lstrip("/").split("/", 2)[-1]
+    return filename
+
+
+def student_traceback(exc: BaseException) -> str:
+    """The student's own frames (their code cells) and the library frame that raised.
+
+    The grader's, IPython's and the probes' frames are left out, and so is every path of the
+    grading machine: they tell a student nothing and reveal the grader's layout."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    kept = [f for f in frames if _CELL_FILE.fullmatch(f.filename)]
+    last = frames[-1] if frames else None
+    if last is not None and last not in kept and last.filename != "<probes>" \
+            and "grader/" not in last.filename:
+        kept.append(last)
+    lines = ["Traceback (most recent call last):\n"]
+    for frame in kept:
+        lines.append(f"  {_where(frame.filename)}, line {frame.lineno}, in {frame.name}\n")
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}\n")
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)
+
+
 def describe_failure(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, NotImplementedError):
         kind = "not_implemented"
@@ -67,8 +106,7 @@ def describe_failure(exc: BaseException) -> dict[str, str]:
     else:
         kind = "error"
     try:
-        frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        text = "".join(f for f in frames if "grader/" not in f)[-3000:]
+        text = student_traceback(exc)[-3000:]
     except BaseException:
         text = ""
     return {"kind": kind, "ename": type(exc).__name__, "evalue": safe_str(exc), "traceback": text}

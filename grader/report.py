@@ -68,6 +68,7 @@ class SubmissionLog:
     notebook_sha256: str | None
     checks: tuple[CheckResult, ...]
     errors: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     protections: dict[str, str] = field(default_factory=dict)
@@ -102,6 +103,7 @@ class SubmissionLog:
             "questions": self.questions(),
             "checks": [c.as_dict() for c in self.checks],
             "errors": self.errors,
+            "notes": self.notes,
             "cells": self.cells,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
             "versions": versions(),
@@ -127,6 +129,31 @@ def read_log(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         return None
     return data
+
+
+STALE_DIR = ".stale"
+
+
+def set_aside_stale(out_dir: Path, students: Iterable[str]) -> list[str]:
+    """Move the logs of students who are no longer among the submissions to ``.stale/``.
+
+    They are kept (nothing is lost) but no longer counted by the summary or ``grader report``.
+    Returns the students moved.
+    """
+    import shutil
+
+    present = set(students)
+    moved = []
+    for path in sorted(out_dir.glob(f"*/{LOG_NAME}")):
+        student = path.parent.name
+        if student in present or student.startswith("."):
+            continue
+        target = out_dir / STALE_DIR / student
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path.parent, target)
+        moved.append(student)
+    return moved
 
 
 def write_summary(out_dir: Path, logs: Iterable[dict[str, Any]], questions: list[str]) -> Path:

@@ -180,6 +180,8 @@ def self_check(*, notebook: Path, checks_dir: Path | None, root: Path | None,
     from grader import feedback
 
     console = console or Console(stderr=True, soft_wrap=True)
+    if notebook.is_symlink():  # it may point at the reference or a classmate's work
+        raise InputError(f"{notebook}: is a symbolic link; only a notebook file itself is graded")
     name = assignment_name(notebook)
     shipped = checks_dir or notebook.resolve().parent / "checks" / name
     bundle: Path | None
@@ -241,6 +243,9 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
                 c.request_key: c.tolerance for c in a.visible_only().checks}
     changed = {path: content for path, content in wanted.items()
                if not _same_content(path, content, tolerances.get(path))}
+    from grader import student_package  # the wheel carries the checks as the template will
+    changed.update(student_package.stale_wheel(template_dir=template_dir, checks={
+        p: changed[p] if p in changed else p.read_bytes() for p in wanted}))
     stale += [str(path.relative_to(root)) for path in changed]
     if check_only:
         return stale

@@ -292,6 +292,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
         return 72
     cells: list[str] = list(order["cells"])
     skip = set(order.get("skip", []))
+    numbers: list[int] = list(order.get("numbers") or range(1, len(cells) + 1))
     out = _CappedText(limits.output_kb * 1024)
     shell = _new_shell(out)
 
@@ -314,6 +315,9 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
                              "stdout": "", "figures": []})
             continue
         sys.stdout = sys.stderr = out
+        # The number Jupyter shows after Run All: frames of this cell's code then name it
+        # (<ipython-input-N-…>), and so do messages (probelib.student_traceback).
+        shell.execution_count = numbers[index]
         try:
             signal.setitimer(signal.ITIMER_REAL, budget)
             result = shell.run_cell(source, store_history=False, silent=False)
@@ -395,11 +399,7 @@ def _describe(exc: BaseException, shell: Any) -> dict[str, str]:
 
     if isinstance(exc, _CellTimeout):
         return {"ename": "TimeoutError", "evalue": "cell exceeded its time limit", "traceback": ""}
-    info = probelib.describe_failure(exc)
-    # Drop IPython's frames too: the student wants to see their own code.
-    info["traceback"] = "".join(line for line in info["traceback"].splitlines(keepends=True)
-                                if "IPython/core" not in line)
-    return info
+    return probelib.describe_failure(exc)
 
 
 def _take_figures() -> list[str]:

@@ -74,9 +74,20 @@ def test_raise_in_1b_is_reported_with_its_cell(graded_examples: dict[str, Any]) 
     log = graded_examples["logs"]["raises_in_1b"]
     first = log["errors"][0]
     assert first["kind"] == "cell_error"
-    assert first["message"].startswith(f"cell {first['cell']} raised RuntimeError: ")
+    # Named as a student finds it: among code cells only, with the cell's first line.
+    assert first["cell"] == 5
+    assert first["message"] == ("code cell 5 (`# Self-test for 1.B (…`) raised RuntimeError: "
+                                "mat1 and mat2 shapes cannot be multiplied (2x9 and 3x4)")
     forward = {c["name"]: c["message"] for c in log["checks"]}["1B_forward"]
-    assert forward.startswith("raised RuntimeError: ")
+    # The student's frame and the library frame that raised; no path of the grading machine.
+    assert forward == (
+        "raised RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x12 and 3x4)\n"
+        "Traceback (most recent call last):\n"
+        "  code cell 4, line 11, in forward\n"
+        "    out = self.readout(all_h.reshape(all_h.shape[0], -1))\n"
+        "  torch/nn/modules/linear.py, line 134, in forward\n"
+        "    return F.linear(input, self.weight, self.bias)\n"
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x12 and 3x4)")
 
 
 def test_log_schema(graded_examples: dict[str, Any]) -> None:

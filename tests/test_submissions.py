@@ -1,0 +1,261 @@
+"""Issue 10: which notebook is graded, links refused, stale logs, report output, interrupts.
+
+Each test here failed before the change it covers: a folder whose only notebook was misnamed
+scored 0 in `grader run`; a symlinked notebook was graded as the student's; logs of removed
+students were still counted; `grader report --csv` made folders at random places and died
+with a traceback; an interrupted run left copies of students' notebooks in $TMPDIR.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.submission import cell_label, choose_notebook
+from tests.conftest import EXAMPLES, ROOT, grader_cli
+
+CORRECT = EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb"
+NB = "rnn_and_grad.ipynb"
+
+
+def logs(out: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/submission_log.json")}
+
+
+# -- the one rule for choosing the notebook -----------------------------------------------------
+
+def test_the_expected_name_wins_over_other_notebooks(tmp_path: Path) -> None:
+    shutil.copy(CORRECT, tmp_path / NB)
+    shutil.copy(CORRECT, tmp_path / "scratch.ipynb")
+    choice = choose_notebook(tmp_path, NB)
+    assert (choice.path, choice.kind, choice.note) == (tmp_path / NB, "", "")
+
+
+def test_a_lone_notebook_named_otherwise_is_graded_with_a_note(tmp_path: Path) -> None:
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    shutil.copy(CORRECT, tmp_path / ".ipynb_checkpoints" / "homework-checkpoint.ipynb")
+    shutil.copy(CORRECT, tmp_path / "homework.ipynb")
+    choice = choose_notebook(tmp_path, NB)
+    assert choice.path == tmp_path / "homework.ipynb"
+    assert choice.note == ("graded homework.ipynb as rnn_and_grad.ipynb: the submission has no "
+                           "rnn_and_grad.ipynb, and homework.ipynb is its only notebook")
+
+
+def test_the_expected_name_in_a_subfolder_is_found(tmp_path: Path) -> None:
+    (tmp_path / "hw6").mkdir()
+    shutil.copy(CORRECT, tmp_path / "hw6" / NB)
+    shutil.copy(CORRECT, tmp_path / "old.ipynb")
+    choice = choose_notebook(tmp_path, NB)
+    assert (choice.path, choice.note) == (tmp_path / "hw6" / NB, "graded hw6/rnn_and_grad.ipynb, found in a subfolder")
+
+
+def test_several_candidates_are_listed_and_none_is_graded(tmp_path: Path) -> None:
+    shutil.copy(CORRECT, tmp_path / "a.ipynb")
+    shutil.copy(CORRECT, tmp_path / "b.ipynb")
+    choice = choose_notebook(tmp_path, NB)
+    assert (choice.path, choice.kind) == (None, "several_notebooks")
+    assert choice.message == ("no rnn_and_grad.ipynb in the submission, and several other "
+                              "notebooks (a.ipynb, b.ipynb): upload your work as "
+                              "rnn_and_grad.ipynb, alone")
+
+
+def test_links_are_refused_whatever_they_point_at(tmp_path: Path) -> None:
+    alice, bob, carol = tmp_path / "alice", tmp_path / "bob", tmp_path / "carol"
+    alice.mkdir()
+    bob.mkdir()
+    shutil.copy(CORRECT, alice / NB)
+    (bob / NB).symlink_to(Path("..") / "alice" / NB)  # relative, as a git checkout can hold
+    carol.symlink_to(alice)                            # a whole folder
+    dave = tmp_path / "dave"
+    dave.mkdir()
+    (dave / NB).symlink_to(ROOT / "reference" / NB)    # absolute, to the reference
+    assert choose_notebook(bob, NB).message == (
+        "rnn_and_grad.ipynb is a symbolic link (to ../alice/rnn_and_grad.ipynb); links are not "
+        "graded: upload the notebook file itself")
+    assert choose_notebook(carol, NB).kind == "symlink"
+    assert choose_notebook(carol, NB).message.startswith("the submission folder carol is a symbolic link")
+    refused = choose_notebook(dave, NB)
+    assert (refused.path, refused.kind) == (None, "symlink")
+    # A linked notebook under another name is not a candidate either.
+    erin = tmp_path / "erin"
+    erin.mkdir()
+    (erin / "homework.ipynb").symlink_to(alice / NB)
+    assert choose_notebook(erin, NB).kind == "symlink"
+
+
+def test_cells_are_named_as_a_student_finds_them() -> None:
+    cells = ["import torch", None, "def loss_fn(pred, y, last_timestep_only=False):\n    pass",
+             None, "\n\n# Self-test for 1.C. Every parameter is filled", ""]
+    assert cell_label(cells, 2) == "code cell 2 (`def loss_fn(…`)"
+    assert cell_label(cells, 4) == "code cell 3 (`# Self-test for 1.C. Every par…`)"
+    assert cell_label(cells, 5) == "code cell 4"
+
+
+@pytest.mark.slow
+def test_run_applies_the_rule_and_refuses_links(submissions: Path, tmp_path: Path) -> None:
+    (submissions / "alice").mkdir()
+    shutil.copy(CORRECT, submissions / "alice" / NB)
+    (submissions / "bob").mkdir()
+    (submissions / "bob" / NB).symlink_to(Path("..") / "alice" / NB)
+    (submissions / "carol").symlink_to(submissions / "alice")
+    (submissions / "dave").mkdir()
+    (submissions / "dave" / NB).symlink_to(ROOT / "reference" / NB)
+    (submissions / "erin").mkdir()
+    shutil.copy(CORRECT, submissions / "erin" / "homework (2).ipynb")
+    (submissions / "frank").mkdir()
+    shutil.copy(CORRECT, submissions / "frank" / "a.ipynb")
+    shutil.copy(CORRECT, submissions / "frank" / "b.ipynb")
+    out = tmp_path / "grades"
+    r = grader_cli("run", str(submissions), "--out", str(out), "-j", "2")
+    assert r.returncode == 0, r.stderr
+    got = logs(out)
+    assert {s: log["score"] for s, log in got.items()} == {
+        "alice": 30.0, "bob": 0.0, "carol": 0.0, "dave": 0.0, "erin": 30.0, "frank": 0.0}
+    for student in ("bob", "carol", "dave"):
+        assert got[student]["errors"][0]["kind"] == "symlink", student
+    assert got["erin"]["notes"] == [
+        "graded homework (2).ipynb as rnn_and_grad.ipynb: the submission has no "
+        "rnn_and_grad.ipynb, and homework (2).ipynb is its only notebook"]
+    assert got["frank"]["errors"][0]["kind"] == "several_notebooks"
+    assert "a.ipynb, b.ipynb" in got["frank"]["checks"][0]["message"]
+
+
+def test_check_refuses_a_linked_notebook(tmp_path: Path) -> None:
+    link = tmp_path / NB
+    link.symlink_to(ROOT / "reference" / NB)
+    r = grader_cli("check", str(link))
+    assert r.returncode == 3
+    assert r.stderr.strip() == (f"grader: error: {link}: is a symbolic link; only a notebook "
+                                "file itself is graded")
+
+
+def test_a_folder_of_misnamed_notebooks_needs_no_flag_when_their_metadata_names_it(
+        submissions: Path, tmp_path: Path) -> None:
+    from grader.cli import _choose_assignment
+
+    (submissions / "erin").mkdir()
+    shutil.copy(CORRECT, submissions / "erin" / "homework.ipynb")
+    chosen = _choose_assignment(ROOT, [submissions / "erin"], None)
+    assert chosen.name == "rnn_and_grad"
+
+
+# -- stale logs and `grader report` -------------------------------------------------------------
+
+def _fake_log(out: Path, student: str, score: float) -> None:
+    log = {"schema_version": 1, "assignment": "rnn_and_grad", "student": student,
+           "notebook": NB, "score": score, "max_score": 30.0, "questions": {}, "checks": [],
+           "errors": [], "cells": []}
+    (out / student).mkdir(parents=True)
+    (out / student / "submission_log.json").write_text(json.dumps(log))
+
+
+@pytest.mark.slow
+def test_logs_of_removed_students_are_set_aside_not_counted(submissions: Path, tmp_path: Path) -> None:
+    out = tmp_path / "grades"
+    (submissions / "alice").mkdir()
+    shutil.copy(CORRECT, submissions / "alice" / NB)
+    _fake_log(out, "gone", 12.0)  # graded last week; the student has since left the course
+    r = grader_cli("run", str(submissions), "--out", str(out), "-j", "1")
+    assert r.returncode == 0, r.stderr
+    assert (f"set aside 1 log(s) of students no longer in {submissions}/ (gone): "
+            f"{out / '.stale'}/, not counted") in r.stdout
+    assert (out / "summary.csv").read_text().splitlines()[1:] == ["alice,30.0,30.0,10.0,10.0,10.0,0,"]
+    assert json.loads((out / ".stale" / "gone" / "submission_log.json").read_text())["score"] == 12.0
+    rep = grader_cli("report", str(out))
+    assert rep.returncode == 0, rep.stderr
+    assert "1 submissions" in rep.stdout
+    assert "not counted: 1 stale log(s) of students no longer among the submissions, in .stale/ (gone)" in rep.stdout
+
+
+def test_report_csv_errors_are_one_line_and_create_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "grades"
+    _fake_log(out, "alice", 30.0)
+    r = grader_cli("report", str(out), "--csv", str(tmp_path / "nowhere" / "deeper" / "gb.csv"))
+    assert r.returncode == 3
+    assert r.stderr == (f"grader: error: --csv {tmp_path / 'nowhere' / 'deeper' / 'gb.csv'}: "
+                        f"folder {tmp_path / 'nowhere' / 'deeper'} does not exist\n")
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "taken").mkdir()
+    r = grader_cli("report", str(out), "--csv", str(tmp_path / "taken"))
+    assert r.returncode == 3 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"grader: error: --csv {tmp_path / 'taken'}: cannot write it (")
+    assert len(r.stderr.splitlines()) == 1
+
+
+def test_report_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    out = tmp_path / "grades"
+    for k in range(300):  # more than a pipe holds, so the writer meets the closed end
+        _fake_log(out, f"student{k:03d}", float(k % 31))
+    exe = Path(sys.executable).parent / "grader"
+    p = subprocess.Popen([str(exe), "report", str(out)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.read(10)
+    p.stdout.close()  # like `| head -c 10`
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0, err
+    assert err == ""
+
+
+# -- interrupts and $TMPDIR -----------------------------------------------------------------------
+
+def _slow_class(submissions: Path, n: int) -> None:
+    """``n`` students whose notebooks each take a few seconds (a hang in 1.C)."""
+    for k in range(n):
+        (submissions / f"s{k}").mkdir()
+        shutil.copy(EXAMPLES / "hangs_in_1c" / NB, submissions / f"s{k}" / NB)
+    (submissions / "a_fast").mkdir()
+    shutil.copy(CORRECT, submissions / "a_fast" / NB)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_cleans_up_and_a_rerun_resumes(submissions: Path, tmp_path: Path,
+                                                          sig: signal.Signals, status: int) -> None:
+    _slow_class(submissions, 3)
+    out, tmp = tmp_path / "grades", tmp_path / "private_tmp"
+    tmp.mkdir()
+    exe = Path(sys.executable).parent / "grader"
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    p = subprocess.Popen([str(exe), "run", str(submissions), "--out", str(out), "-j", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not (out / "a_fast" / "submission_log.json").exists():
+        assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+        time.sleep(0.2)
+    p.send_signal(sig)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == status, stderr
+    written = len(logs(out))
+    assert 1 <= written < 4
+    assert (f"grader: interrupted: {written} of 4 submissions have an up-to-date log in "
+            f"{out}/; run the same command again to grade the rest") in stderr
+    assert sorted(os.listdir(tmp)) == []  # no staged notebook, worker folder or cache left
+    assert (out / "summary.csv").read_text().count("\n") == 1 + written
+    again = subprocess.run([str(exe), "run", str(submissions), "--out", str(out), "-j", "2"],
+                           capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"graded 4 submissions: 1 full marks, 3 with errors, {written} reused" in again.stdout, (stderr, again.stdout)
+    assert sorted(os.listdir(tmp)) == []
+
+
+@pytest.mark.slow
+def test_a_finished_run_leaves_nothing_in_tmpdir(submissions: Path, tmp_path: Path) -> None:
+    (submissions / "alice").mkdir()
+    shutil.copy(CORRECT, submissions / "alice" / NB)
+    tmp = tmp_path / "private_tmp"
+    tmp.mkdir()
+    r = grader_cli("run", str(submissions), "--out", str(tmp_path / "grades"), "-j", "1",
+                   env={"TMPDIR": str(tmp)})
+    assert r.returncode == 0, r.stderr
+    c = grader_cli("check", str(submissions / "alice" / NB), env={"TMPDIR": str(tmp)})
+    assert c.returncode == 0, c.stderr
+    assert sorted(os.listdir(tmp)) == []
