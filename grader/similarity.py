@@ -383,10 +383,12 @@ def _notebook_in(folder: Path, notebook: str) -> Path | None:
 
 
 def _corpus_files(folder: Path) -> Iterable[Path]:
+    inside = folder.resolve()
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).parts
-        if p.is_file() and p.suffix in {".ipynb", ".py"} and not any(
-                part.startswith(".") or part == "__pycache__" for part in rel):
+        if p.is_file() and p.suffix in {".ipynb", ".py"} and not p.is_symlink() and not any(
+                part.startswith(".") or part == "__pycache__" for part in rel) \
+                and p.resolve().is_relative_to(inside):
             yield p
 
 
@@ -408,6 +410,8 @@ def compare(*, assignment: str, template: nbformat.NotebookNode, question_ids: S
         try:
             if path is None:
                 raise InputError(f"{name}: no {notebook}")
+            if path.is_symlink():  # it may point at a classmate's work or anywhere else
+                raise InputError(f"{path}: a symbolic link, not compared")
             docs.append(read_document(path, name=name, template=tpl, corpus=corpus_name))
         except InputError as exc:
             skipped.append(str(exc))

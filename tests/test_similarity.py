@@ -212,6 +212,7 @@ def test_corpus_pairs_are_with_students_never_inside_a_corpus(tmp_path: Path) ->
     shutil.copyfile(source, web / "repo1" / "hw3.ipynb")
     helpers = next(c.source for c in read_notebook(source).cells if "def rnn_step" in c.source)
     (web / "rnn.py").write_text(helpers)
+    (web / "elsewhere.py").symlink_to(SCENARIOS.parent / "make_similarity.py")
     (web / ".ipynb_checkpoints").mkdir()
     shutil.copyfile(source, web / ".ipynb_checkpoints" / "hw3-checkpoint.ipynb")
     last_year = tmp_path / "last-year"
@@ -232,9 +233,13 @@ def test_unreadable_and_missing_notebooks_are_listed_not_fatal(tmp_path: Path) -
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / NOTEBOOK).write_text("{not json")
     (tmp_path / "empty").mkdir()
-    report = compare([tmp_path / "broken", tmp_path / "empty", SCENARIOS / "independent_einsum"])
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / NOTEBOOK).symlink_to(SCENARIOS / "independent_einsum" / NOTEBOOK)
+    report = compare([tmp_path / "broken", tmp_path / "empty", tmp_path / "linked",
+                      SCENARIOS / "independent_einsum"])
     assert report.skipped == (f"{tmp_path}/broken/{NOTEBOOK}: not a readable notebook "
-                              "(NotJSONError)", f"empty: no {NOTEBOOK}")
+                              "(NotJSONError)", f"empty: no {NOTEBOOK}",
+                              f"{tmp_path}/linked/{NOTEBOOK}: a symbolic link, not compared")
     assert [d.name for d in report.documents] == ["independent_einsum"]
 
 
