@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -36,11 +37,23 @@ def _g(x: float) -> str:
     return f"{x:g}"
 
 
+# Errors that mean no notebook was graded at all: the student's next step is a new upload.
+NOT_GRADED = ("missing_notebook", "several_notebooks", "symlink", "invalid_notebook")
+_TEMP_PATH = re.compile(r"(?:/tmp|/var/tmp|/autograder)(?:/[^\s:'\"()/,]+)*/")
+
+
+def student_text(text: str) -> str:
+    """``text`` without the grader's temporary or /autograder folders: a student never saw them,
+    and a path there tells nothing but how the autograder is laid out."""
+    return _TEMP_PATH.sub("", text)
+
+
 def results_json(log: dict[str, Any]) -> dict[str, Any]:
     """Gradescope's results.json for one submission log.
 
-    Hidden checks are listed with their points but say only "hidden check", and are shown to the
-    student once grades are published, as the course's own hidden tests were.
+    Hidden checks say only "hidden check" and are shown, points included, once grades are
+    published (``after_published``), as the course's own hidden tests were. Until then nothing a
+    student sees counts them: Gradescope totals the visible tests only, and so does ``output``.
     """
     tests: list[dict[str, Any]] = []
     per_question: dict[str, int] = {}
@@ -51,7 +64,7 @@ def results_json(log: dict[str, Any]) -> dict[str, Any]:
         if hidden:
             output = "hidden check"
         else:
-            output = str(c.get("message", ""))
+            output = student_text(str(c.get("message", "")))
             if c.get("hint") and not c.get("passed"):
                 output += f"\nHint: {c['hint']}"
         tests.append({
@@ -64,15 +77,32 @@ def results_json(log: dict[str, Any]) -> dict[str, Any]:
             "tags": [q],
             "visibility": "after_published" if hidden else "visible",
         })
-    errors = [str(e.get("message", "")) for e in log.get("errors", [])]
+    errors = [student_text(str(e.get("message", ""))) for e in log.get("errors", [])]
     if errors:
         # Zero points, but a failed row the student sees first: why the other checks lost points.
         tests.insert(0, {"name": "notebook runs without errors", "number": "0.1", "score": 0.0,
                          "max_score": 0.0, "status": "failed", "output": "\n".join(errors),
                          "tags": ["notebook"], "visibility": "visible"})
-    score, max_score = float(log.get("score", 0.0)), float(log.get("max_score", 0.0))
-    lines = [f"{log.get('assignment', '')}: {_g(score)} / {_g(max_score)} points."]
-    if errors:
+    score = float(log.get("score", 0.0))
+    visible = [c for c in log.get("checks", []) if c.get("visibility") != "hidden"]
+    hidden = len(log.get("checks", [])) - len(visible)
+    seen = sum(float(c["score"]) for c in visible)
+    seen_max = sum(float(c["max_score"]) for c in visible)
+    name = log.get("assignment", "")
+    if hidden:
+        which = ("The hidden check is shown, with its points," if hidden == 1 else
+                 f"The {hidden} hidden checks are shown, with their points,")
+        lines = [f"{name}: {_g(seen)} / {_g(seen_max)} points on the visible checks. {which} "
+                 "when grades are published."]
+    else:
+        lines = [f"{name}: {_g(seen)} / {_g(seen_max)} points."]
+    unusable = [student_text(str(e.get("message", ""))) for e in log.get("errors", [])
+                if e.get("kind") in NOT_GRADED]
+    if unusable:
+        notebook = log.get("notebook") or "your notebook"
+        lines.insert(0, f"No notebook was graded: {'; '.join(unusable)}. Upload {notebook} "
+                        "(in Jupyter or Colab: File > Download > .ipynb), then submit again.")
+    elif errors:
         lines.append(f"Your notebook did not run cleanly ({len(errors)} error(s)); "
                      "see 'notebook runs without errors' below.")
     seconds = float(log.get("timings", {}).get("total_seconds", 0.0))
@@ -149,24 +179,46 @@ def validate_results(d: Any) -> list[str]:
 
 # -- the autograder zip -----------------------------------------------------------------------
 
+MIN_PYTHON = (3, 10)  # pyproject's requires-python
+
 SETUP_SH = f"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image (made by
 # `grader gradescope-bundle`). Everything goes into a venv so the image's python is untouched.
 set -euo pipefail
 SOURCE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
-PYTHON="${{GRADER_PYTHON:-python3.11}}"
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
-  # Gradescope's Ubuntu 22.04 base image has 3.10; the grader needs 3.11.
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y python3.11 python3.11-venv
+TORCH_INDEX="${{GRADER_TORCH_INDEX:-{TORCH_INDEX}}}"
+# The image's own Python: 3.10 on Gradescope's Ubuntu 22.04 base image, 3.12 on 24.04; the
+# grader needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer. GRADER_PYTHON names another one.
+PYTHON=""
+for candidate in ${{GRADER_PYTHON:-}} python3 python3.13 python3.12 python3.11 python3.10; do
+  if command -v "$candidate" >/dev/null 2>&1 \\
+      && "$candidate" -c 'import sys; sys.exit(sys.version_info < {MIN_PYTHON!r})' 2>/dev/null; then
+    PYTHON="$(command -v "$candidate")"
+    break
+  fi
+done
+if [ -z "$PYTHON" ]; then
+  echo "setup.sh: no Python >= {MIN_PYTHON[0]}.{MIN_PYTHON[1]} on this image; choose Gradescope's Ubuntu 22.04 or 24.04 base image" >&2
+  exit 1
 fi
-"$PYTHON" -m venv "$ROOT/venv"
-"$ROOT/venv/bin/pip" install --upgrade pip
+echo "setup.sh: using $PYTHON ($("$PYTHON" --version 2>&1))"
+if ! "$PYTHON" -m venv "$ROOT/venv" >/dev/null 2>&1; then
+  # Ubuntu ships venv's pip bootstrap apart from Python itself: python3.X-venv.
+  rm -rf "$ROOT/venv"
+  version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "python$version-venv"
+  "$PYTHON" -m venv "$ROOT/venv"
+fi
+"$ROOT/venv/bin/python" -m pip install --upgrade pip
 # CPU wheels first, so installing the grader does not pull torch's CUDA build from PyPI.
-"$ROOT/venv/bin/pip" install {TORCH_PIN} --index-url {TORCH_INDEX}
-"$ROOT/venv/bin/pip" install "$SOURCE/grader_src"
+"$ROOT/venv/bin/python" -m pip install {TORCH_PIN} --index-url "$TORCH_INDEX"
+"$ROOT/venv/bin/python" -m pip install "$SOURCE/grader_src"
 "$ROOT/venv/bin/grader" --version
+# What confinement this image allows, for the instructor's build log (a container may lack
+# namespaces or cgroups; each submission's log records the same report).
+"$ROOT/venv/bin/grader" sandbox || echo "setup.sh: some sandbox protections are off on this image (see above)"
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -234,7 +286,7 @@ def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: 
     for path, content in checks.items():
         files["checks/" + path.relative_to(checks_dest).as_posix()] = content
     src = _source_root()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):  # pyproject's license-files
         if (src / name).is_file():
             files[f"grader_src/{name}"] = (src / name).read_bytes()
     for py in sorted((src / "grader").glob("*.py")):

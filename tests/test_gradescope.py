@@ -37,8 +37,10 @@ def test_results_json_maps_every_check() -> None:
     assert gradescope.validate_results(r) == []
     assert r["score"] == 4.0 and r["execution_time"] == 3
     assert r["visibility"] == "visible" and r["stdout_visibility"] == "hidden"
-    assert r["output"] == ("rnn_and_grad: 4 / 9 points.\nYour notebook did not run cleanly "
-                           "(1 error(s)); see 'notebook runs without errors' below.")
+    # Hidden points are in the score (the grade) but in nothing a student sees before publication.
+    assert r["output"] == ("rnn_and_grad: 4 / 7 points on the visible checks. The hidden check "
+                           "is shown, with its points, when grades are published.\nYour notebook "
+                           "did not run cleanly (1 error(s)); see 'notebook runs without errors' below.")
     assert r["tests"] == [
         {"name": "notebook runs without errors", "number": "0.1", "score": 0.0, "max_score": 0.0,
          "status": "failed", "output": "cell 5 raised ValueError: bad", "tags": ["notebook"],
@@ -57,7 +59,26 @@ def test_results_json_maps_every_check() -> None:
 def test_a_clean_log_has_no_error_row() -> None:
     r = gradescope.results_json({**LOG, "errors": []})
     assert [t["number"] for t in r["tests"]] == ["1.A.1", "1.A.2", "1.C.1"]
-    assert r["output"] == "rnn_and_grad: 4 / 9 points."
+    assert r["output"].startswith("rnn_and_grad: 4 / 7 points on the visible checks.")
+    no_hidden = {**LOG, "errors": [], "checks": [c for c in LOG["checks"] if c["visibility"] == "visible"]}
+    assert gradescope.results_json(no_hidden)["output"] == "rnn_and_grad: 4 / 7 points."
+
+
+def test_student_text_has_no_temporary_paths_and_says_what_to_upload() -> None:
+    log = {**LOG, "score": 0.0, "checks": [{**c, "score": 0.0, "passed": False} for c in LOG["checks"]],
+           "errors": [{"kind": "invalid_notebook",
+                       "message": "/tmp/tmp.Xy12/submissions/submission/rnn_and_grad.ipynb: not a "
+                                  "valid notebook (Expecting value)"}]}
+    r = gradescope.results_json(log)
+    assert gradescope.validate_results(r) == []
+    assert r["output"].splitlines()[0] == (
+        "No notebook was graded: rnn_and_grad.ipynb: not a valid notebook (Expecting value). "
+        "Upload rnn_and_grad.ipynb (in Jupyter or Colab: File > Download > .ipynb), then submit again.")
+    assert r["tests"][0]["output"] == "rnn_and_grad.ipynb: not a valid notebook (Expecting value)"
+    assert "/tmp" not in json.dumps(r) and "/autograder" not in json.dumps(r)
+    assert gradescope.student_text("see /autograder/submission/hw/rnn_and_grad.ipynb, cell 3") == \
+        "see rnn_and_grad.ipynb, cell 3"
+    assert gradescope.student_text("shape (2, 3) / 4") == "shape (2, 3) / 4"
 
 
 @pytest.mark.parametrize("bad, problem", [
@@ -166,7 +187,9 @@ def test_zip_layout(autograder_zip: Path) -> None:
             "checks/expected.json", "grader_src/pyproject.toml",
             "grader_src/grader/cli.py"} <= names
     assert modes["setup.sh"] == 0o755 and modes["run_autograder"] == 0o755
-    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
+    assert 'TORCH_INDEX="${GRADER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"' in setup
+    assert 'pip install torch==2.13.0 --index-url "$TORCH_INDEX"' in setup
+    assert "python3.11-venv" not in setup and "grader_src/LICENSE" in names
     assert runner.startswith("#!/usr/bin/env bash\n") and "NOTEBOOK=rnn_and_grad.ipynb\n" in runner
     assert "1C_loss_last_other_shape" in bundled  # hidden checks ship to Gradescope
     # Reproducible: fixed timestamps and order, so the same inputs give the same bytes.
@@ -242,3 +265,53 @@ def test_data_assignment_ships_its_data_and_grades_accuracy(tmp_path: Path) -> N
     assert results["score"] == 20.0
     accuracy = [t for t in results["tests"] if t["name"] == "2C_heldout_accuracy"]
     assert len(accuracy) == 1 and accuracy[0]["score"] == accuracy[0]["max_score"] > 0
+
+
+# -- setup.sh, as Gradescope runs it when it builds the image ------------------------------------
+
+def _shim(folder: Path, name: str, script: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("#!/bin/bash\n" + script)
+    (folder / name).chmod(0o755)
+
+
+def test_setup_sh_refuses_an_image_without_a_recent_python(autograder_zip: Path, tmp_path: Path) -> None:
+    root = fake_autograder(autograder_zip, tmp_path, ROOT / "student_template" / "rnn_and_grad.ipynb",
+                           "rnn_and_grad.ipynb")
+    bin_dir = tmp_path / "bin"  # an image whose only python3 is 3.8
+    _shim(bin_dir, "python3", 'case "$*" in *version_info*) exit 1;; *) echo "Python 3.8.10";; esac\n')
+    (bin_dir / "dirname").symlink_to(shutil.which("dirname") or "/usr/bin/dirname")
+    r = subprocess.run(["/bin/bash", str(root / "source" / "setup.sh")], capture_output=True, text=True,
+                       env={"PATH": str(bin_dir), "AUTOGRADER_ROOT": str(root)}, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr == ("setup.sh: no Python >= 3.10 on this image; choose Gradescope's Ubuntu 22.04 "
+                        "or 24.04 base image\n")
+    assert not (root / "venv").exists()
+
+
+@pytest.mark.slow
+def test_setup_sh_builds_the_venv_and_run_autograder_grades_with_it(autograder_zip: Path,
+                                                                     tmp_path: Path) -> None:
+    """The whole image build under a fake /autograder: the image's python3, torch from the index
+    (here: this machine's wheel), the grader from grader_src/ (pinned backend, SPDX license)."""
+    root = fake_autograder(autograder_zip, tmp_path, EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb",
+                           "rnn_and_grad.ipynb")
+    shims = tmp_path / "shims"
+    _shim(shims, "apt-get", f'echo "$*" >> {tmp_path}/apt-get.log; exit 1\n')  # not needed here
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(AUTOGRADER_ROOT=str(root), GRADER_TORCH_INDEX="https://pypi.org/simple",
+               PATH=os.pathsep.join([str(shims), "/usr/local/bin", "/usr/bin", "/bin"]))
+    r = subprocess.run(["bash", str(root / "source" / "setup.sh")], capture_output=True, text=True,
+                       env=env, timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    python = subprocess.run(["python3", "--version"], capture_output=True, text=True, env=env).stdout
+    assert f"setup.sh: using /usr/bin/python3 ({python.strip()})" in r.stdout
+    assert not (tmp_path / "apt-get.log").exists()
+    assert "grader, version 0.1.0" in r.stdout
+    assert "protections on" in r.stdout or "some sandbox protections are off" in r.stdout
+    graded = subprocess.run([str(root / "run_autograder")], cwd=root, capture_output=True, text=True,
+                            env={**env, "GRADER_ROOT": ""}, timeout=900)  # PATH has no other grader
+    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert gradescope.validate_results(results) == []
+    assert results["score"] == 30.0
