@@ -157,6 +157,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 from grader import notebook as checks
 r = checks.check("1.A", ns={{}}, checks_dir={str(RNN_BUNDLE)!r}, quiet=True)
+import grader.feedback, grader.report, grader.submission  # what grader-check adds
 print(r.score, r.max_score, sorted(m for m in BLOCKED if m in sys.modules))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
