@@ -120,15 +120,16 @@ def main() -> None:
 @click.option("--assignment", "-a", help="Assignment name (default: the one whose notebook the submissions hold).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Where logs go (default: grades/ beside SUBMISSIONS).")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=os.cpu_count() or 1, show_default=True, help="Submissions graded at once.")
+@click.option("--threads", type=click.IntRange(1, 64), default=None, help="torch threads per submission (default: cores / jobs). Time limits count CPU time, so this never changes a score.")
 @click.option("--force", is_flag=True, help="Regrade even where an up-to-date log exists.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
 @click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
 @click.option("--checks", "checks_dir", type=click.Path(path_type=Path), help="A checks bundle (grader bundle) to grade with instead of reference/.")
 @click.option("--scheduler", envvar="GRADER_SCHEDULER", metavar="ADDRESS", help="Run the submissions on a Dask cluster, e.g. tcp://HOST:8786 (or $GRADER_SCHEDULER); the reference, expected values and grading stay here. Needs pip install -e '.[cluster]'; see docs/cluster.md.")
 @click.option("--allow-unconfined", is_flag=True, help="With --scheduler: also use Dask workers whose sandbox has a protection off (each is reported).")
-def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int, force: bool,
-        data_dir: Path | None, root: Path | None, checks_dir: Path | None,
-        scheduler: str | None, allow_unconfined: bool) -> None:
+def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int,
+        threads: int | None, force: bool, data_dir: Path | None, root: Path | None,
+        checks_dir: Path | None, scheduler: str | None, allow_unconfined: bool) -> None:
     """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
 
     Writes <out>/<student>/submission_log.json and <out>/summary.csv.
@@ -155,7 +156,8 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
         with interrupts.terminate_raises(), GradingSession(
                 root=project, assignment=a, out_dir=out_dir, force=force, data_dir=data_dir,
                 console=console, checks_dir=checks_dir, jobs=jobs, scheduler=scheduler,
-                allow_unconfined=allow_unconfined) as session:
+                allow_unconfined=allow_unconfined,
+                threads=threads or max(1, (os.cpu_count() or 1) // jobs)) as session:
             previous = {d.name: report.read_log(out_dir / d.name / report.LOG_NAME) for d in dirs}
             with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),

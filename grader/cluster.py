@@ -89,6 +89,7 @@ def execution_to_wire(execution: Execution) -> str:
                     for k, a in execution.answers.items()},
         "protections": execution.protections, "events": list(execution.events),
         "seconds": execution.seconds, "attempts": execution.attempts,
+        "notes": list(execution.notes),
     }, allow_nan=True, separators=(",", ":"))
 
 
@@ -107,7 +108,8 @@ def execution_from_wire(text: str) -> Execution:
         return Execution(cells, answers,
                          {_typed(k, str): _typed(v, str) for k, v in data["protections"].items()},
                          tuple(_typed(e, str) for e in data["events"]),
-                         float(_typed(data["seconds"], (int, float))), _typed(data["attempts"], int))
+                         float(_typed(data["seconds"], (int, float))), _typed(data["attempts"], int),
+                         tuple(_typed(n, str) for n in data["notes"]))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise wire.WireError(f"malformed execution from a Dask worker ({exc})") from None
 
@@ -307,7 +309,7 @@ class ClusterExecutor:
         self._inflight: set[Any] = set()
         self.plugin_name = ""
         self.client: Any = None
-        self.threads = max(1, int(getattr(limits, "threads", 1)))
+        self.threads = max(1, limits.threads)
         self.resources = {CPU: self.threads, MEMORY: limits.memory_mb}
         try:
             self.client = distributed.Client(  # type: ignore[no-untyped-call]

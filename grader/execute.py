@@ -29,6 +29,10 @@ from grader import sandbox, wire
 from grader.errors import SandboxError
 
 GRACE_SECONDS = 3.0
+# The sandbox's own limits count CPU seconds; these wall-clock ones only catch what CPU time
+# cannot (a sleep, a blocked read). Generous, so a busy machine never costs a point: a cell on
+# a third of a core still ends on its CPU limit first.
+WALL_FACTOR = 4.0
 START_SECONDS = 30.0  # for a sandbox to report in: generous, a loaded machine forks slowly
 MAX_ATTEMPTS = 4
 
@@ -77,6 +81,7 @@ class _Session:
     killed_probe: str | None = None
     reason: str = ""
     fatal: str = ""
+    notes: tuple[str, ...] = ()
 
 
 class Worker:
@@ -249,7 +254,7 @@ class Worker:
                 outcomes.append(session.cells.get(i, CellOutcome(i, "not_run")))
         answers = {**session.answers, **dropped}
         return Execution(tuple(outcomes), answers, {**self.cgroup_report, **session.protections},
-                         tuple(events), time.perf_counter() - started, attempts)
+                         tuple(events), time.perf_counter() - started, attempts, session.notes)
 
     # -- one sandboxed process tree ------------------------------------------------------------
 
@@ -259,8 +264,8 @@ class Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # The longest this sandbox may legitimately live (start-up waits included): its init
         # ends itself then, should the grader and the worker both be gone.
-        lifetime = (2 * START_SECONDS + self.limits.notebook_seconds + GRACE_SECONDS
-                    + len(requests) * (self.limits.probe_seconds + GRACE_SECONDS))
+        lifetime = (2 * START_SECONDS + WALL_FACTOR * self.limits.notebook_seconds + GRACE_SECONDS
+                    + len(requests) * (WALL_FACTOR * self.limits.probe_seconds + GRACE_SECONDS))
         spawn = {"cmd": "spawn", "workdir": str(workdir), "cgroups": [str(p) for p in cgroups],
                  "limits": self.limits.__dict__, "confine": self.confine,
                  "lifetime": math.ceil(lifetime)}
@@ -269,8 +274,9 @@ class Worker:
         init_pidfd: int | None = None
         cell_deadline = float("inf")
         # The child's own (soft) notebook limit should fire first; this one is for when it can't.
-        notebook_deadline = time.monotonic() + self.limits.notebook_seconds + GRACE_SECONDS
-        hard = self.limits.cell_seconds + GRACE_SECONDS
+        notebook_deadline = (time.monotonic() + WALL_FACTOR * self.limits.notebook_seconds
+                             + GRACE_SECONDS)
+        hard = WALL_FACTOR * self.limits.cell_seconds + GRACE_SECONDS
         try:
             msg = self._recv(ours, time.monotonic() + START_SECONDS)
             if msg is None or msg.get("type") != "spawned":
@@ -312,6 +318,7 @@ class Worker:
                     current = None
                     cell_deadline = float("inf")
                 elif msg["type"] == "ready":
+                    s.notes = tuple(str(n)[:300] for n in (msg.get("notes") or [])[:50])
                     break
                 else:
                     raise wire.WireError(f"unexpected message {msg['type']!r}")
@@ -319,7 +326,7 @@ class Worker:
             wire.send(ours, {"type": "probes", "nonce": nonce, "source": probes_source,
                              "requests": [{"id": k, "probe": p, "args": {a: wire.encode_value(v) for a, v in args.items()}}
                                           for k, (p, args) in requests.items()]})
-            hard = self.limits.probe_seconds + GRACE_SECONDS
+            hard = WALL_FACTOR * self.limits.probe_seconds + GRACE_SECONDS
             for key in requests:
                 msg = self._recv(ours, time.monotonic() + hard)
                 if msg is None:
@@ -335,7 +342,8 @@ class Worker:
         except TimeoutError:
             if current is not None and time.monotonic() < notebook_deadline:
                 s.killed_cell = current
-                s.reason = f"still running {hard:.0f} s after the cell started (limit {self.limits.cell_seconds:g} s); killed"
+                s.reason = (f"still running {hard:.0f} s after the cell started (limit "
+                            f"{self.limits.cell_seconds:g} s of CPU time); killed")
             elif current is not None:
                 s.killed_cell = current
                 s.reason = f"the notebook exceeded its {self.limits.notebook_seconds:g} s limit in this cell; killed"

@@ -32,11 +32,13 @@ class CheckResult:
     passed: bool
     message: str
     hint: str = ""
+    optional: bool = False  # extra credit: its max_score is not part of the total's
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "question": self.question, "score": self.score,
                 "max_score": self.max_score, "passed": self.passed,
-                "visibility": self.visibility, "message": self.message, "hint": self.hint}
+                "visibility": self.visibility, "message": self.message, "hint": self.hint,
+                "optional": self.optional}
 
 
 def accuracy_points(accuracy: float, *, zero_at: float, full_at: float, points: float) -> float:
@@ -66,7 +68,7 @@ def grade(*, assignment: Assignment, execution: Execution | None,
         else:
             hint = "" if passed else check.hint
         results.append(CheckResult(check.name, check.question, check.visibility, score,
-                                   check.points, passed, message, hint))
+                                   check.points, passed, message, hint, check.optional))
     return tuple(results)
 
 
@@ -87,7 +89,7 @@ def _one(check: Check, execution: Execution, expected: dict[str, Any],
     if answer is None:
         return False, 0.0, "the notebook stopped before this check could run"
     if not answer.ok:
-        return False, 0.0, _failure(answer, execution, cells)
+        return False, 0.0, _failure(answer, execution, cells, check.question)
     if check.kind == "accuracy":
         return _accuracy(check, answer.value, truth.get(check.request_key))
     return _compare(check, answer.value, expected[check.request_key])
@@ -138,25 +140,49 @@ def _accuracy(check: Check, got: Any, labels: Any) -> tuple[bool, float, str]:
     return score >= check.points, score, message
 
 
-def _failure(answer: ProbeAnswer, execution: Execution, cells: Sequence[str | None] = ()) -> str:
+def _failure(answer: ProbeAnswer, execution: Execution, cells: Sequence[str | None] = (),
+             question: str = "") -> str:
     error = answer.error or {}
     kind, ename, evalue = error.get("kind", "error"), error.get("ename", ""), error.get("evalue", "")
     if kind == "not_implemented":
         where = f" ({evalue})" if evalue else ""
         return f"not implemented: your code still raises NotImplementedError{where}"
+    if kind == "stub":
+        where = " ".join(p for p in (question, error.get("function", "")) if p)
+        return (f"not implemented yet ({where}): the code still looks like the stub "
+                f"({ename}: {evalue})")
     if kind == "not_defined":
-        return evalue + _first_cell_problem(execution, cells)
+        return evalue + _first_cell_problem(execution, cells, evalue.split(" ", 1)[0])
     if kind in ("killed", "timeout"):
         return f"did not finish: {evalue or 'time limit exceeded'}"
     tail = _traceback_tail(error.get("traceback", ""))
     return f"raised {ename}: {evalue}" + (f"\n{tail}" if tail else "")
 
 
-def _first_cell_problem(execution: Execution, cells: Sequence[str | None] = ()) -> str:
-    for cell in execution.cells:
-        if cell.status not in ("ok", "not_run") and cell.error:
-            what = ("raised " + cell.error["ename"]) if cell.status == "error" else "was stopped"
-            return f" ({_label(cells, cell.index)} {what}: {cell.error['evalue']})"
+def _first_cell_problem(execution: Execution, cells: Sequence[str | None] = (),
+                        name: str = "") -> str:
+    """Why ``name`` is missing: the cell that should define it, else the import that failed
+    first, else the first cell that failed."""
+    import re
+
+    failed = [c for c in execution.cells if c.status not in ("ok", "not_run") and c.error]
+    defines = re.compile(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^\s*{re.escape(name)}\s*(?::[^=]*)?=",
+                         re.MULTILINE) if name.isidentifier() else None
+    by_index = {c.index: c for c in execution.cells}
+    if defines is not None:
+        for index, source in enumerate(cells):
+            if source is not None and defines.search(source):
+                cell = by_index.get(index)
+                if cell is not None and cell.status != "ok":
+                    what = ("raised " + cell.error["ename"] if cell.status == "error" and cell.error
+                            else f"did not run ({cell.status})")
+                    detail = f": {cell.error['evalue']}" if cell.error else ""
+                    return f" ({_label(cells, index)}, which defines it, {what}{detail})"
+    imports = [c for c in failed if (c.error or {}).get("ename") in ("ModuleNotFoundError", "ImportError")]
+    for cell in imports[:1] or failed[:1]:
+        assert cell.error is not None
+        what = ("raised " + cell.error["ename"]) if cell.status == "error" else "was stopped"
+        return f" ({_label(cells, cell.index)} {what}: {cell.error['evalue']})"
     return ""
 
 

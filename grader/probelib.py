@@ -38,6 +38,11 @@ def tensor(value: Any, *, grad: bool = False) -> torch.Tensor:
     return t.requires_grad_(grad)
 
 
+def detached(value: Any) -> Any:
+    """A tensor the student's code returned, cut from autograd (as the course prints them)."""
+    return value.detach() if isinstance(value, torch.Tensor) else value
+
+
 def fill_(module: torch.nn.Module, value: float) -> torch.nn.Module:
     """Set every parameter and buffer to ``value``, the way the course's tests do.
 
@@ -98,15 +103,34 @@ def student_traceback(exc: BaseException) -> str:
     return "".join(lines)
 
 
+def _student_function(exc: BaseException) -> str:
+    """The student's function the error came out of ("" when it was at a cell's top level)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _CELL_FILE.fullmatch(f.filename)]
+    return frames[-1].name if frames and frames[-1].name != "<module>" else ""
+
+
+def _course_stub(exc: BaseException) -> bool:
+    """An untouched course stub: its function leaves the result unset or *returns*
+    ``NotImplementedError()``, so the error comes later, with a message about something
+    else."""
+    text = safe_str(exc, 500)
+    if "NotImplementedError" in text or "stack expects a non-empty TensorList" in text:
+        return True
+    return isinstance(exc, NameError) and bool(_student_function(exc))
+
+
 def describe_failure(exc: BaseException) -> dict[str, str]:
     if isinstance(exc, NotImplementedError):
         kind = "not_implemented"
     elif isinstance(exc, NotDefined):
         kind = "not_defined"
+    elif _course_stub(exc):
+        kind = "stub"
     else:
         kind = "error"
     try:
         text = student_traceback(exc)[-3000:]
     except BaseException:
         text = ""
-    return {"kind": kind, "ename": type(exc).__name__, "evalue": safe_str(exc), "traceback": text}
+    return {"kind": kind, "ename": type(exc).__name__, "evalue": safe_str(exc), "traceback": text,
+            "function": _student_function(exc)}

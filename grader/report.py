@@ -81,14 +81,16 @@ class SubmissionLog:
 
     @property
     def max_score(self) -> float:
-        return round(sum(c.max_score for c in self.checks), 4)
+        """Optional checks are extra credit: they add to the score, never to the maximum."""
+        return round(sum(c.max_score for c in self.checks if not c.optional), 4)
 
     def questions(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for c in self.checks:
             q = out.setdefault(c.question, {"score": 0.0, "max_score": 0.0})
             q["score"] = round(q["score"] + c.score, 4)
-            q["max_score"] = round(q["max_score"] + c.max_score, 4)
+            if not c.optional:
+                q["max_score"] = round(q["max_score"] + c.max_score, 4)
         return out
 
     def as_dict(self) -> dict[str, Any]:

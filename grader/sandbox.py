@@ -48,10 +48,11 @@ PR_SET_PDEATHSIG = 1
 class Limits:
     """Resource limits for one submission. Times in seconds, sizes in MiB."""
 
-    cell_seconds: float = 60.0
+    cell_seconds: float = 60.0  # CPU seconds, as are the notebook's and a probe's
     notebook_seconds: float = 300.0
     probe_seconds: float = 10.0
-    cpu_seconds: int = 600
+    cpu_seconds: int = 600  # RLIMIT_CPU: the last resort, above every budget (batch.limits_for)
+    threads: int = 1  # torch/OpenMP threads in the sandbox
     memory_mb: int = 3072
     max_processes: int = 64
     file_mb: int = 64

@@ -33,7 +33,7 @@ class GradingSession:
                  force: bool = False, data_dir: Path | None = None,
                  console: Console | None = None, checks_dir: Path | None = None,
                  jobs: int = 1, scheduler: str | None = None,
-                 allow_unconfined: bool = False) -> None:
+                 allow_unconfined: bool = False, threads: int = 1) -> None:
         """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``.
 
         With ``scheduler`` (a Dask address) submissions run on that cluster; the reference, the
@@ -51,7 +51,8 @@ class GradingSession:
         self.force = force
         self.data_dir = data_dir
         self.console = console or Console(stderr=True, soft_wrap=True)
-        self.limits = batch.limits_for(assignment)
+        # Threads per sandbox; its CPU-time limits count all of them, so scores do not change.
+        self.limits = batch.limits_for(assignment, threads=threads)
         self._worker: Worker | None = None
         self.ctx: batch.Context | None = None
         self.worker_stats: list[dict[str, int]] = []

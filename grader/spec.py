@@ -45,6 +45,9 @@ class Check:
     requires_complete: bool = False
     accuracy: tuple[float, float] = (0.0, 1.0)
     args_spec: str = ""
+    # An optional part of the course (the LSTM, several layers): its points are extra credit,
+    # outside max_score, so leaving it out never costs a point.
+    optional: bool = False
 
     @property
     def request_key(self) -> str:
@@ -105,7 +108,7 @@ class Assignment:
 
     @property
     def max_score(self) -> float:
-        return float(sum(c.points for c in self.checks))
+        return float(sum(c.points for c in self.checks if not c.optional))
 
     @property
     def probes_source(self) -> str:
@@ -229,7 +232,7 @@ def _check(r: _Reader, c: Any, where: str, questions: set[str]) -> Check:
     if not isinstance(c, dict):
         raise r.fail(where.rstrip("."), "expected a mapping")
     known = {"name", "question", "visibility", "points", "probe", "args", "outputs", "tolerance",
-             "hint", "kind", "requires_complete", "accuracy"}
+             "hint", "kind", "requires_complete", "accuracy", "optional"}
     unknown = sorted(set(c) - known)
     if unknown:
         raise r.fail(f"{where}{unknown[0]}", "unknown field")
@@ -266,6 +269,7 @@ def _check(r: _Reader, c: Any, where: str, questions: set[str]) -> Check:
         requires_complete=r.get(c, "requires_complete", where, bool, kind == "accuracy"),
         accuracy=(zero_at, full_at),
         args_spec=json.dumps(args, sort_keys=True, default=repr),
+        optional=r.get(c, "optional", where, bool, False),
     )
 
 

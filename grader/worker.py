@@ -59,6 +59,7 @@ def preload() -> None:
     from traitlets.config import Config
 
     import grader.probelib  # noqa: F401  (probes import it after Landlock is on)
+    import grader.runtime  # noqa: F401  (installed in each runner, after the fork)
 
     sleep = shutil.which("sleep")
     if sleep is None:
@@ -68,10 +69,11 @@ def preload() -> None:
     # The first optimizer a process creates imports torch._dynamo (about 1 s of CPU); widgets
     # are common in course notebooks. Pay for both once, here, not once per submission.
     import torch._dynamo  # noqa: F401
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        pass
+    for name in ("ipywidgets", "tqdm", "tqdm.auto"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
 
     torch.set_num_threads(1)
     config = Config()
@@ -80,6 +82,7 @@ def preload() -> None:
     _PRELOADED["config"] = config
     _PRELOADED["plt"] = plt
     _PRELOADED["numpy"] = numpy
+    _PRELOADED["torch"] = torch
     # Warm the first-use paths (figure creation, PNG encoding) so no child pays for them.
     # Draw what course notebooks draw (log axes use mathtext tick labels, slow the first time)
     # so each child finds matplotlib's caches warm.
@@ -295,19 +298,27 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
     numbers: list[int] = list(order.get("numbers") or range(1, len(cells) + 1))
     out = _CappedText(limits.output_kb * 1024)
     shell = _new_shell(out)
+    from grader import runtime
+
+    runtime.install(shell)
 
     def on_alarm(_sig: int, _frame: Any) -> None:
         raise _CellTimeout()
 
-    signal.signal(signal.SIGALRM, on_alarm)
-    notebook_end = time.monotonic() + limits.notebook_seconds
+    # Limits that can cost points count CPU time (ITIMER_PROF: this process, all its threads),
+    # so a score never depends on how busy the machine is; the grader's wall-clock limits are
+    # only a generous backstop (execute.WALL_FACTOR).
+    signal.signal(signal.SIGPROF, on_alarm)
+    threads = max(1, int(getattr(limits, "threads", 1)))
+    torch_threads(threads)
+    notebook_end = time.process_time() + limits.notebook_seconds
     for index, source in enumerate(cells):
         if index in skip:
             continue
         wire.send(sock, {"type": "cell_start", "index": index})
         started = time.perf_counter()
         status, error = "ok", None
-        budget = min(limits.cell_seconds, notebook_end - time.monotonic())
+        budget = min(limits.cell_seconds, notebook_end - time.process_time())
         if budget <= 0:
             wire.send(sock, {"type": "cell", "index": index, "status": "timeout", "seconds": 0.0,
                              "error": {"ename": "TimeoutError", "evalue": "the notebook's time "
@@ -319,9 +330,9 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
         # (<ipython-input-N-…>), and so do messages (probelib.student_traceback).
         shell.execution_count = numbers[index]
         try:
-            signal.setitimer(signal.ITIMER_REAL, budget)
+            signal.setitimer(signal.ITIMER_PROF, budget)
             result = shell.run_cell(source, store_history=False, silent=False)
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             exc = result.error_in_exec or result.error_before_exec
             if exc is not None:
                 status = "timeout" if isinstance(exc, _CellTimeout) else "error"
@@ -329,14 +340,14 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
         except _CellTimeout as exc:
             status, error = "timeout", _describe(exc, shell)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         if os.getpid() != runner_pid:
             os._exit(0)
         wire.send(sock, {"type": "cell", "index": index, "status": status,
                          "seconds": time.perf_counter() - started, "error": error,
                          "stdout": out.take(), "figures": _take_figures()})
-    wire.send(sock, {"type": "ready"})
+    wire.send(sock, {"type": "ready", "notes": runtime.take_notes()[:50]})
 
     probes = wire.recv(sock)
     if probes is None or probes.get("type") != "probes":
@@ -365,13 +376,13 @@ def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], 
     reply: dict[str, Any] = {"type": "probe", "id": item["id"], "nonce": nonce}
     sys.stdout = sys.stderr = out
     try:
-        signal.setitimer(signal.ITIMER_REAL, limits.probe_seconds)
+        signal.setitimer(signal.ITIMER_PROF, limits.probe_seconds)
         args = {k: wire.decode_value(v) for k, v in item["args"].items()}
         value = getattr(module, item["probe"])(ns, **args)
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
         reply.update(ok=True, value=wire.encode_value(value))
     except BaseException as exc:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
         reply.update(ok=False, error=probelib.describe_failure(exc))
         if isinstance(exc, _CellTimeout):
             reply["error"]["kind"] = "timeout"
@@ -379,6 +390,12 @@ def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], 
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         out.take()
     return reply
+
+
+def torch_threads(n: int) -> None:
+    """Intra-op threads for the submission (``--threads``): each one's CPU counts in its limits."""
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+    _PRELOADED["torch"].set_num_threads(n)
 
 
 def _new_shell(out: _CappedText) -> Any:
@@ -398,7 +415,7 @@ def _describe(exc: BaseException, shell: Any) -> dict[str, str]:
     from grader import probelib
 
     if isinstance(exc, _CellTimeout):
-        return {"ename": "TimeoutError", "evalue": "cell exceeded its time limit", "traceback": ""}
+        return {"ename": "TimeoutError", "evalue": "cell exceeded its CPU time limit", "traceback": ""}
     return probelib.describe_failure(exc)
 
 

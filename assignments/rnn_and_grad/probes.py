@@ -3,12 +3,17 @@
 Runs inside the sandbox. Every parameter is set through ``fill_`` (the course's
 ``load_state_dict({k: v * 0 + c})``), so a check never depends on how a student laid out
 parameters. 1.B is probed with a stand-in recurrent net, so a bug in 1.A costs 1.A's points only.
+
+Student code is called exactly as the course's own self-tests call it: autograd on, default
+dtype, modules as constructed. The course's given ``store_h_for_grad`` calls ``h.retain_grad()``
+on every hidden state, which raises under ``torch.no_grad()``; so nothing here turns grad off,
+and outputs are detached only once the student's code has returned.
 """
 
 import torch
 from torch import nn
 
-from grader.probelib import NONLINEARITIES, count_parameters, fill_, need, tensor
+from grader.probelib import NONLINEARITIES, count_parameters, detached, fill_, need, tensor
 
 
 def _rnn(ns, input_size, hidden_size, nonlinearity="tanh"):
@@ -22,9 +27,8 @@ def rnn_parameter_count(ns, *, input_size, hidden_size):
 
 def rnn_forward(ns, *, input_size, hidden_size, nonlinearity, fill, x):
     layer = fill_(_rnn(ns, input_size, hidden_size, nonlinearity), fill)
-    with torch.no_grad():
-        all_h, last_h = layer(tensor(x))
-    return {"all_h": all_h, "last_h": last_h}
+    all_h, last_h = layer(tensor(x))
+    return {"all_h": detached(all_h), "last_h": detached(last_h)}
 
 
 def rnn_input_gradient(ns, *, input_size, hidden_size, nonlinearity, fill, x, weights):
@@ -70,9 +74,8 @@ def regression_forward(ns, *, input_size, hidden_size, output_dim, fill_net, fil
     model = need(ns, "RecurrentRegressionModel")(net, output_dim)
     fill_(model, fill_head)
     fill_(net, fill_net)
-    with torch.no_grad():
-        out, all_h = model(tensor(x))
-    return {"out": out, "all_h": all_h}
+    out, all_h = model(tensor(x))
+    return {"out": detached(out), "all_h": detached(all_h)}
 
 
 def loss(ns, *, pred, y, last_timestep_only):
