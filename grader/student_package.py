@@ -115,3 +115,25 @@ def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Path, 
     return {path: content for path, content in template_wheel(template_dir=template_dir,
                                                                checks=checks).items()
             if not path.is_file() or path.read_bytes() != content}
+
+
+RELEASE_PLACEHOLDER = "https://github.com/COURSE/TEMPLATE/releases/latest/download/"
+
+
+def first_cell(*, release_url: str = RELEASE_PLACEHOLDER, version: str = grader.__version__) -> str:
+    """The template's first code cell: the checks, installed once (the one ``%pip`` line).
+
+    Where ``grader`` already imports (a second run, or an instructor's checkout) nothing is
+    installed; otherwise the wheel beside the notebook (Jupyter), else the same file from the
+    course's release (``release_url``, e.g. for Colab, which has no checkout)."""
+    return (
+        "# The course's visible checks: run checks.check(\"1.A\") after a question (keeps your torch).\n"
+        "try:\n"
+        "    from grader import notebook as checks\n"
+        "except ImportError:  # the first time: install them\n"
+        "    import os\n"
+        f"    _wheel = {wheel_name(version)!r}\n"
+        "    if not os.path.exists(_wheel):  # Colab: from the course's release\n"
+        f"        _wheel = {release_url!r} + _wheel\n"
+        "    %pip install -q {_wheel}\n"
+        "    from grader import notebook as checks\n")

@@ -197,3 +197,41 @@ print(json.dumps({"site": str(d.locate_file("")),
             assert not [s for s in solution if s in text], path
     names = {p.name for p in package_files}
     assert not names & {"sandbox.py", "execute.py", "worker.py", "batch.py", "session.py", "cli.py"}
+
+
+@pytest.mark.slow
+def test_fresh_venv_template_first_cell_installs_then_checks(student_venv: Path, tmp_path: Path) -> None:
+    """The first cell as the template carries it, in a kernel where the package is missing:
+    it installs the wheel beside the notebook, and the check cell then runs."""
+    ready = student_venv.parent.parent / "ready"
+    ready.unlink()  # the venv is incomplete until the cell has put the package back
+    r = subprocess.run([str(student_venv), "-m", "pip", "uninstall", "-y", "-q", "grader-checks"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    repo = tmp_path / "my-homework"
+    shutil.copytree(TEMPLATE, repo)
+    nb = json.loads(CORRECT.read_text())
+    cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
+    nb["cells"] = ([{**cell, "source": student_package.first_cell()}] + nb["cells"]
+                   + [{**cell, "source": 'checks.check("1.C")\n'}])
+    (repo / "rnn_and_grad.ipynb").write_text(json.dumps(nb))
+    script = """
+import json, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read("rnn_and_grad.ipynb", as_version=4)
+NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True).execute()
+print(json.dumps([[dict(o) for o in c.outputs] for c in (nb.cells[0], nb.cells[-1])]))
+"""
+    r = subprocess.run([str(student_venv), "-c", script], cwd=repo, capture_output=True, text=True,
+                       env=clean_env(student_venv), timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    first, last = json.loads(r.stdout.splitlines()[-1])
+    assert not [o for o in first if o["output_type"] == "error"], first
+    [shown] = [o for o in last if o["output_type"] == "display_data"]
+    assert shown["data"]["text/plain"].splitlines() == [
+        "rnn_and_grad 1.C: 6 / 6 points (visible checks only)",
+        "PASS 1.C 1C_loss_all (3/3)", "PASS 1.C 1C_loss_last (3/3)"]
+    check = subprocess.run([str(student_venv), "-m", "pip", "show", "grader-checks"],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0 and "Version: 0.1.0" in check.stdout
+    ready.write_text("")
