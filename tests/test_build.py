@@ -317,3 +317,62 @@ def test_shipped_visible_checks_are_fresh_and_hold_no_hidden_check() -> None:
     assert stale == [], "student_template/ is stale: run `grader build`"
     shipped = (ROOT / "student_template" / "checks" / "rnn_and_grad" / "assignment.yaml").read_text()
     assert "visibility: hidden" not in shipped and "1A_forward_other_shapes" not in shipped
+
+
+def _flip_last_bits(text: str) -> tuple[str, int]:
+    """expected.json with the lowest mantissa bit of every float flipped: what another CPU
+    computes. Returns the new text and how many floats changed."""
+    import base64
+    import json
+
+    import numpy as np
+
+    flipped = 0
+
+    def walk(v: Any) -> Any:
+        nonlocal flipped
+        if isinstance(v, dict) and set(v) == {"__nd__"}:
+            dtype, shape, payload = v["__nd__"]
+            arr = np.frombuffer(base64.b64decode(payload), dtype=dtype).copy()
+            if arr.dtype.kind == "f" and arr.size:
+                ints = arr.view(np.dtype(f"u{arr.dtype.itemsize}"))
+                ints ^= 1
+                flipped += arr.size
+            return {"__nd__": [dtype, shape, base64.b64encode(arr.tobytes()).decode()]}
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, float):
+            flipped += 1
+            return float(np.nextafter(v, np.inf))
+        return v
+
+    return json.dumps(walk(json.loads(text)), indent=1, sort_keys=True) + "\n", flipped
+
+
+@pytest.mark.slow
+def test_expected_values_from_another_cpu_are_not_stale(tmp_path: Path) -> None:
+    """`grader build --check-only` on a clone whose shipped floats differ in the last bit (as
+    on another x86-64 CPU) passes; a real change of a value is still reported."""
+    import shutil
+
+    from tests.conftest import grader_cli
+
+    copy = tmp_path / "project"
+    for name in ("assignments", "reference", "student_template"):
+        shutil.copytree(ROOT / name, copy / name, symlinks=True)
+    total = 0
+    for expected in sorted((copy / "student_template" / "checks").glob("*/expected.json")):
+        text, n = _flip_last_bits(expected.read_text())
+        expected.write_text(text)
+        total += n
+    assert total > 100
+    r = grader_cli("build", "--check-only", "--root", str(copy), env={"GRADER_NAMES_DATA": ""})
+    assert r.returncode == 0, r.stdout + r.stderr
+    # A real difference (beyond every check's tolerance) is stale.
+    shipped = copy / "student_template" / "checks" / "rnn_and_grad" / "expected.json"
+    shipped.write_text(shipped.read_text().replace('"count": 18', '"count": 19'))
+    r = grader_cli("build", "--check-only", "--root", str(copy), env={"GRADER_NAMES_DATA": ""})
+    assert r.returncode == 1
+    assert "stale: student_template/checks/rnn_and_grad/expected.json (run `grader build`)" in r.stderr
