@@ -69,9 +69,10 @@ def test_execution_round_trips_through_wire_json() -> None:
          CellOutcome(2, "error", 1.0, {"ename": "ValueError", "evalue": "x", "traceback": ""})),
         {"a": ProbeAnswer(True, {"out": arr, "n": 3, "loss": float("nan")}),
          "b": ProbeAnswer(False, error={"kind": "raised", "ename": "E", "evalue": "v", "traceback": ""})},
-        {"cgroups": "on"}, ("event",), 1.5, 2)
+        {"cgroups": "on"}, ("event",), 1.5, 2, ("a note",))
     back = execution_from_wire(execution_to_wire(execution))
     assert back.cells == execution.cells and back.events == execution.events
+    assert back.notes == ("a note",)
     assert (back.protections, back.seconds, back.attempts) == ({"cgroups": "on"}, 1.5, 2)
     value = back.answers["a"].value
     assert type(value["out"]) is np.ndarray and value["out"].dtype == np.float32
@@ -269,7 +270,7 @@ def test_unconfined_workers_are_refused_unless_allowed(monkeypatch: pytest.Monke
     a = spec.find(ROOT, "rnn_and_grad")
     limits = batch.limits_for(a)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  protocol="tcp://", host="127.0.0.1", dashboard_address=None,
                                   silence_logs=logging.ERROR) as lc:
         warnings: list[str] = []
         with pytest.raises(SandboxError, match="none usable"):
