@@ -100,6 +100,9 @@ def main() -> None:
               f"{runs['two']['overhead'] - runs['local']['overhead']:+.2f} s (2 workers)")
         print(f"same scores all three ways:        {'yes' if len(scores) == 1 else 'NO'} "
               f"({local[0]['score']}/{local[0]['max_score']} for the first)")
+        if len(scores) != 1:
+            for name, logs in (("local", local), ("1 worker", one), ("2 workers", two)):
+                print(f"  {name}: {sorted((log['student'], log['score']) for log in logs)}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -229,13 +229,16 @@ class SandboxPlugin(WorkerPlugin):
             self.worker.close()
             self.worker = None
 
-    def restart(self) -> None:
-        """After the warm process died: a fresh one for the next task (and the retry)."""
+    def restart(self, failed: Worker) -> None:
+        """After the warm process ``failed``: a fresh one for the next task (and the retry).
+
+        Tasks that failed with the same process all call this; only the first replaces it."""
         assert self.lock is not None, "restart() before setup()"
         with self.lock:
-            old, self.worker = self.worker, None
-            if old is not None:
-                old.close()
+            if self.worker is not failed:
+                return
+            self.worker = None
+            failed.close()
             self._start()
 
     def status(self) -> dict[str, Any]:
@@ -264,7 +267,8 @@ def remote_run(plugin_name: str, files: dict[str, bytes], cells: list[str | None
                probes_source: str, requests: str) -> str:
     """One task: the submission in a private folder, through this Dask worker's warm worker."""
     plugin = distributed.get_worker().plugins.get(plugin_name)
-    if not isinstance(plugin, SandboxPlugin) or plugin.worker is None:
+    worker = plugin.worker if isinstance(plugin, SandboxPlugin) else None
+    if not isinstance(plugin, SandboxPlugin) or worker is None:
         raise SandboxError("this Dask worker has no grading sandbox for this run")
     if plugin.refused:
         raise SandboxError(f"this Dask worker may not grade: {plugin.refused}")
@@ -272,15 +276,14 @@ def remote_run(plugin_name: str, files: dict[str, bytes], cells: list[str | None
     try:
         write_files(files, workdir)
         try:
-            execution = plugin.worker.run(workdir=workdir, cells=cells,
-                                          probes_source=probes_source,
-                                          requests=_requests_from_wire(requests))
+            execution = worker.run(workdir=workdir, cells=cells, probes_source=probes_source,
+                                   requests=_requests_from_wire(requests))
         except SandboxError:
-            plugin.restart()
+            plugin.restart(worker)
             raise
         return json.dumps({"execution": execution_to_wire(execution),
-                           "rss_kb": plugin.worker.rss_kb(),
-                           "peak_child_rss_kb": plugin.worker.peak_child_rss_kb})
+                           "rss_kb": worker.rss_kb(),
+                           "peak_child_rss_kb": worker.peak_child_rss_kb})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -295,18 +295,12 @@ def test_unconfined_workers_are_refused_unless_allowed(monkeypatch: pytest.Monke
 
 @pytest.mark.slow
 def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: Path) -> None:
-    import nbformat
-
     from grader.session import GradingSession
 
     # Students that take a couple of seconds each, so both workers are busy when one dies.
-    nb = nbformat.read(str(EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb"), as_version=4)  # type: ignore[no-untyped-call]
-    nb.cells.insert(0, nbformat.v4.new_code_cell("import time\ntime.sleep(2)"))  # type: ignore[no-untyped-call]
     subs = tmp_path / "subs"
     students = [f"student{k:02d}" for k in range(6)]
-    for s in students:
-        (subs / s).mkdir(parents=True)
-        nbformat.write(nb, str(subs / s / "rnn_and_grad.ipynb"))  # type: ignore[no-untyped-call]
+    _slow_students(subs, students, 2)
     a = spec.find(ROOT, "rnn_and_grad")
     out = tmp_path / "grades"
     done: list[str] = []
@@ -345,6 +339,46 @@ def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: 
     finally:
         client.close()
         _remove_cgroups_of(int(killed.get("pid", -1)))
+
+
+def _slow_students(subs: Path, names: list[str], seconds: float) -> None:
+    import nbformat
+
+    nb = nbformat.read(str(EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb"), as_version=4)  # type: ignore[no-untyped-call]
+    nb.cells.insert(0, nbformat.v4.new_code_cell(f"import time\ntime.sleep({seconds})"))  # type: ignore[no-untyped-call]
+    for s in names:
+        (subs / s).mkdir(parents=True)
+        nbformat.write(nb, str(subs / s / "rnn_and_grad.ipynb"))  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.slow
+def test_interrupted_client_leaves_the_cluster_clean_and_a_rerun_resumes(
+        cluster: Any, tmp_path: Path) -> None:
+    subs, out = tmp_path / "subs", tmp_path / "grades"
+    shutil.copytree(EXAMPLES / "full_marks_alt_layout", subs / "a_fast")
+    _slow_students(subs, ["b_slow", "c_slow", "d_slow"], 6)
+    exe = Path(sys.executable).parent / "grader"
+    command = [str(exe), "run", str(subs), "--out", str(out), "--scheduler", cluster.scheduler_address]
+    p = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "a_fast" / "submission_log.json").exists():
+        assert time.monotonic() < deadline and p.poll() is None, p.communicate()
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr
+    written = len(list(out.glob("*/submission_log.json")))
+    assert 1 <= written < 4 and "grader: interrupted:" in stderr
+    # The scheduler forgets the run: no task of it left, its plugin (warm workers) removed.
+    deadline = time.monotonic() + 30
+    while cluster.scheduler.tasks or any(n.startswith("grader-sandbox-")
+                                         for n in cluster.scheduler.worker_plugins):
+        assert time.monotonic() < deadline, (list(cluster.scheduler.tasks),
+                                             list(cluster.scheduler.worker_plugins))
+        time.sleep(0.2)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"graded 4 submissions: 4 full marks, 0 with errors, {written} reused" in again.stdout
 
 
 def _remove_cgroups_of(pid: int) -> None:
