@@ -2,15 +2,25 @@
 
 Each scenario is named after what the grader should report for it:
 
-* ``fails_2b_padded_end``: the classifier reads the output at the padded end (``out[:, -1]``)
+* ``fails_2b_padded_end``: the classifier reads the output at the padded end (``rnn_out[:, -1]``)
   instead of each name's last letter; trains for one epoch only, to keep tests fast.
+* ``full_marks_lstm_not_implemented``: the reference without the optional LSTM (its block
+  raises ``NotImplementedError``), trained with a course-style loop (a ``tqdm`` progress bar,
+  ``(len // batch_size) + 1`` batches): every required point, none of the extra credit.
+* ``full_marks_previous_names``: the reference, then a last cell that switches to the names
+  this notebook used before it followed the course: ``names_to_batch``, ``model``, ``history``
+  and ``hparams`` (``build_batch``, ``rnn_model``, ``rnn_log`` and ``num_to_cat`` deleted).
 * ``reads_heldout_labels``: the reference solution, plus a first code cell that hunts the working
   directory and the filesystem for names files or anything that looks like held-out data, prints
   what it finds and keeps ``found_files`` (``*.txt`` files under ``data/names``) and
   ``found_names`` (names in them); one epoch.
 * ``untouched_stub``: the student template.
-* ``slow_training``: the reference solution, but training stalls (``time.sleep(10_000)``) after
-  its first epoch, so the grader's time limit has to stop it.
+* ``untouched_course_stub``: stubs written the course's way, which raise nothing: they assign or
+  return ``NotImplementedError()`` (``return NotImplementedError()``,
+  ``self.embedding = NotImplementedError()``, ``out = NotImplementedError()``), with the
+  starting hyper-parameters.
+* ``slow_training``: the reference solution, but training stalls (a busy loop) after its first
+  epoch, so the grader's CPU-time limit has to stop it.
 
 Run ``python tests/scenarios/make_last_name.py`` to (re)write
 ``tests/scenarios/rnn_last_name/<scenario>/rnn_last_name.ipynb``.
@@ -18,6 +28,7 @@ Run ``python tests/scenarios/make_last_name.py`` to (re)write
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 from collections.abc import Callable
@@ -45,11 +56,51 @@ SOURCE_NAME = f"reference/{NOTEBOOK}"
 
 _PADDED_END = {
     "RecurrentClassifier forward": """
-        recurrent = self.rnn if self.model_type == "rnn" else self.lstm
-        out, _ = recurrent(self.drop(self.embedding(x)))
-        logits = self.output(self.drop(out[:, -1]))  # wrong: padding for every shorter name
+        out = rnn_out[:, -1]  # wrong: padding for every shorter name
     """,
 }
+
+_NO_LSTM = {
+    "RecurrentClassifier lstm": 'raise NotImplementedError("the LSTM is optional")',
+}
+
+# The course's stubs: nothing raises, the results are NotImplementedError() objects.
+_COURSE_STUBS = {
+    "letterToIndex": "return NotImplementedError()",
+    "RecurrentClassifier embedding": "self.embedding = NotImplementedError()",
+    "RecurrentClassifier lstm": "self.lstm = NotImplementedError()",
+    "RecurrentClassifier rnn": "self.rnn = NotImplementedError()",
+    "RecurrentClassifier dropout and output": (
+        "self.drop = NotImplementedError()\nself.output = NotImplementedError()"),
+    "RecurrentClassifier forward": "out = NotImplementedError()",
+}
+
+# A training loop shaped like the course's: tqdm progress bar, (len // batch_size) + 1 batches.
+_COURSE_LOOP_ANCHOR = """        order = np.random.permutation(len(train_data))
+        n_correct = 0
+        for start in range(0, len(train_data), batch_size):
+            batch = batch_to_torch(*build_batch(train_data, order[start : start + batch_size]))"""
+_COURSE_LOOP = """        order = np.random.permutation(len(train_data))
+        n_correct = 0
+        progress_bar = tqdm(range(0, (len(train_data) // batch_size) + 1))
+        for i in progress_bar:
+            batch = batch_to_torch(*build_batch(train_data, order[i * batch_size:(i + 1) * batch_size]))"""
+
+_PREVIOUS_NAMES_CELL = """
+# The names this notebook used before it followed the course.
+def names_to_batch(names):
+    x = torch.full((len(names), max(len(name) for name in names)), pad, dtype=torch.long)
+    for row, name in enumerate(names):
+        x[row, : len(name)] = torch.tensor([letterToIndex(c) for c in name], dtype=torch.long)
+    return x, torch.tensor([len(name) - 1 for name in names], dtype=torch.long)
+
+
+history = {"train_losses": rnn_log["history"]["train_losses"],
+           "train_accs": [a / 100 for a in rnn_log["history"]["train_accuracies"]],
+           "val_accs": [a / 100 for a in rnn_log["history"]["eval_accuracies"]]}
+hparams = dict(rnn_log["hparams"], rnn_size=hidden_size)
+del build_batch, rnn_model, rnn_log, num_to_cat
+""".strip("\n")
 
 _SNOOP_CELL = """
 # Looks around for names files or anything resembling held-out data.
@@ -111,9 +162,10 @@ for _hit in found_elsewhere[:50]:
 """.strip("\n")
 
 _SLEEP_ANCHOR = 'f"({time.perf_counter() - start_time:.1f} s)")'
+# Limits count CPU time, so the stall burns CPU (a sleep would only meet the wall-clock backstop).
 _SLEEP_PATCH = _SLEEP_ANCHOR + (
-    "\n        if epoch == 0:"
-    "\n            time.sleep(10_000)  # scenario: training stalls after its first epoch"
+    "\n        while epoch == 0:  # scenario: training stalls after its first epoch"
+    "\n            pass"
 )
 
 
@@ -139,18 +191,36 @@ def _one_cell(
 
 
 def _one_epoch(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Set ``epochs=1`` in the tuned-hyper-parameters cell (``hparams = dict(DEFAULTS, ...)``)."""
-    index = _one_cell(
-        nb, lambda s: s.lstrip().startswith("hparams = dict(DEFAULTS"), "hparams"
-    )
-    source, count = re.subn(r"\bepochs=\d+", "epochs=1", nb.cells[index].source)
-    if count == 0:  # the reference keeps the default epochs: override them explicitly
-        source, count = re.subn(
-            r"dict\(DEFAULTS", "dict(DEFAULTS, epochs=1", source, count=1
-        )
-    if count != 1:
-        raise SystemExit(f"{SOURCE_NAME}: cannot set epochs=1 in the hparams cell")
-    nb.cells[index].source = source
+    """Set ``epochs = 1`` in the hyper-parameters cell."""
+    index = _one_cell(nb, lambda s: re.search(r"^epochs = \d+$", s, re.M) is not None,
+                      "hyper-parameters")
+    nb.cells[index].source = re.sub(r"^epochs = \d+$", "epochs = 1", nb.cells[index].source,
+                                    flags=re.M)
+    return nb
+
+
+def _without_solution_lines(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop the reference's ``# SOLUTION`` lines (its tuned hyper-parameters), as the template does."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = "\n".join(line for line in cell.source.split("\n")
+                                    if not re.search(r"# SOLUTION[ \t]*$", line))
+    return nb
+
+
+def _course_loop(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    index = _one_cell(nb, lambda s: "def train(" in s, "train")
+    source = nb.cells[index].source
+    if source.count(_COURSE_LOOP_ANCHOR) != 1:
+        raise SystemExit(f"{SOURCE_NAME}: the batch loop of train was not found")
+    nb.cells[index].source = "from tqdm import tqdm\n\n\n" + source.replace(
+        _COURSE_LOOP_ANCHOR, _COURSE_LOOP)
+    return nb
+
+
+def _previous_names_last(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb.cells.append(new_code_cell(_PREVIOUS_NAMES_CELL, id="previous-names"))
     return nb
 
 
@@ -161,11 +231,11 @@ def _snoop_first(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def _stall_after_first_epoch(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    index = _one_cell(nb, lambda s: "def train_model(" in s, "train_model")
+    index = _one_cell(nb, lambda s: "def train(" in s, "train")
     source = nb.cells[index].source
     if source.count(_SLEEP_ANCHOR) != 1:
         raise SystemExit(
-            f"{SOURCE_NAME}: the per-epoch print of train_model was not found"
+            f"{SOURCE_NAME}: the per-epoch print of train was not found"
         )
     nb.cells[index].source = source.replace(_SLEEP_ANCHOR, _SLEEP_PATCH)
     return nb
@@ -181,8 +251,11 @@ def _solved(
 
 SCENARIOS: dict[str, Callable[[nbformat.NotebookNode], nbformat.NotebookNode]] = {
     "fails_2b_padded_end": lambda ref: _one_epoch(_solved(ref, _PADDED_END)),
+    "full_marks_lstm_not_implemented": lambda ref: _course_loop(_solved(ref, _NO_LSTM)),
+    "full_marks_previous_names": lambda ref: _previous_names_last(_solved(ref)),
     "reads_heldout_labels": lambda ref: _one_epoch(_snoop_first(_solved(ref))),
     "untouched_stub": lambda ref: make_template(ref, source_name=SOURCE_NAME),
+    "untouched_course_stub": lambda ref: _solved(_without_solution_lines(ref), _COURSE_STUBS),
     "slow_training": lambda ref: _stall_after_first_epoch(_solved(ref)),
 }
 

@@ -2,6 +2,14 @@
 
 Runs inside the sandbox. Parameters are set by name (the modules' names are part of the
 assignment: embedding, rnn/lstm, drop, output), never by creation order.
+
+Student code is called the way the course's own self-tests call it: autograd on, default dtype,
+the model in the mode it was constructed in (training); results are detached only once the
+student's code has returned. Two generations of the notebook are accepted: the course's
+(``build_batch`` over ``build_data`` rows padded with ``pad``, the trained net in ``rnn_model``,
+its history in ``rnn_log``) and ours before it (``names_to_batch``, ``model``, ``history`` and
+``hparams``). The course's stubs do not raise: they assign or return ``NotImplementedError()``,
+so a probe that finds one says so instead of failing on it later.
 """
 
 import inspect
@@ -14,6 +22,13 @@ from torch import nn
 from grader.probelib import need, tensor
 
 VOCAB_SIZE = 58
+PAD = 57
+ROW_LENGTH = 19  # the course's build_data pads every name to 19 letters
+
+
+def _stub(what):
+    """The error for a course stub found by a probe (grade reads it as "not implemented yet")."""
+    return TypeError(what)
 
 
 def _pattern_(model):
@@ -30,13 +45,28 @@ def _pattern_(model):
 
 def _model(ns, model_type, rnn_size, n_categories, num_layers=1):
     cls = need(ns, "RecurrentClassifier")
-    return cls(VOCAB_SIZE, rnn_size, n_categories, num_layers=num_layers, dropout=0.0,
-               model_type=model_type)
+    # Positional, as the course's self-test calls it: RecurrentClassifier(11, 13, 17, 2, 0.1, 'rnn').
+    model = cls(VOCAB_SIZE, rnn_size, n_categories, num_layers, 0.0, model_type)
+    for attr in ("embedding", model_type, "drop", "output"):  # self.rnn or self.lstm
+        if isinstance(getattr(model, attr, None), NotImplementedError):
+            raise _stub(f"RecurrentClassifier sets self.{attr} = NotImplementedError()")
+    return model
+
+
+def _detached(grads):
+    return {k: (p.grad.detach() if p.grad is not None else torch.zeros_like(p.detach()))
+            for k, p in grads}
 
 
 def letter_to_index(ns, *, letters):
     f = need(ns, "letterToIndex")
-    return {"indices": np.array([int(f(c)) for c in letters], dtype=np.int64)}
+    out = []
+    for c in letters:
+        index = f(c)
+        if isinstance(index, NotImplementedError):
+            raise _stub(f"letterToIndex({c!r}) returned NotImplementedError()")
+        out.append(int(index))
+    return {"indices": np.array(out, dtype=np.int64)}
 
 
 def parameter_names(ns, *, model_type, rnn_size, n_categories, num_layers=1):
@@ -44,56 +74,110 @@ def parameter_names(ns, *, model_type, rnn_size, n_categories, num_layers=1):
     return {"parameters": [f"{k} {tuple(v.shape)}" for k, v in sorted(model.state_dict().items())]}
 
 
-def logits_and_gradients(ns, *, model_type, rnn_size, n_categories, x, last_pos, targets):
-    model = _pattern_(_model(ns, model_type, rnn_size, n_categories)).eval()
-    logits = model(tensor(x), tensor(last_pos))
+def _logits(model, x, last_pos):
+    logits = model(x, last_pos)
+    if isinstance(logits, NotImplementedError):
+        raise _stub("RecurrentClassifier.forward returned NotImplementedError()")
+    return logits
+
+
+def logits_and_gradients(ns, *, model_type, rnn_size, n_categories, x, last_pos, targets,
+                         num_layers=1):
+    model = _pattern_(_model(ns, model_type, rnn_size, n_categories, num_layers))
+    logits = _logits(model, tensor(x), tensor(last_pos))
     nn.functional.cross_entropy(logits, tensor(targets)).backward()
-    grads = {k: (p.grad if p.grad is not None else torch.zeros_like(p))
-             for k, p in sorted(model.named_parameters())}
-    return {"logits": logits, "gradients": grads}
+    return {"logits": logits.detach(), "gradients": _detached(sorted(model.named_parameters()))}
 
 
 def padding_invariance(ns, *, model_type, rnn_size, n_categories, x, last_pos, extra):
     """Largest change of any logit when the batch is padded with ``extra`` more columns."""
-    model = _pattern_(_model(ns, model_type, rnn_size, n_categories)).eval()
+    model = _pattern_(_model(ns, model_type, rnn_size, n_categories))
     xt, lp = tensor(x), tensor(last_pos)
-    padded = torch.cat([xt, torch.full((xt.shape[0], extra), VOCAB_SIZE - 1)], dim=1)
-    with torch.no_grad():
-        change = (model(padded, lp) - model(xt, lp)).abs().max()
-    return {"max_change": change}
+    padded = torch.cat([xt, torch.full((xt.shape[0], extra), PAD)], dim=1)
+    change = (_logits(model, padded, lp) - _logits(model, xt, lp)).abs().max()
+    return {"max_change": change.detach()}
+
+
+def _trained(ns):
+    """The trained network: the course keeps it in rnn_model (``model`` is set in its last cell)."""
+    return ns["rnn_model"] if "rnn_model" in ns else need(ns, "model")
+
+
+def _course_batches(ns, names, size):
+    """Batches made as the course makes them: build_data-style rows through build_batch."""
+    build_batch = ns["build_batch"]
+    letter_to_index = need(ns, "letterToIndex")
+    pad = ns.get("pad", PAD)
+    width = max([ROW_LENGTH] + [len(n) for n in names])
+    rows = []
+    for name in names:
+        letters = [letter_to_index(c) for c in name]
+        if any(isinstance(i, NotImplementedError) for i in letters):
+            raise _stub("letterToIndex returned NotImplementedError()")  # no held-out letter
+        row = np.full(width, pad, dtype=np.int64)
+        row[: len(name)] = letters
+        rows.append((row, 0, len(name) - 1))
+    for start in range(0, len(rows), size):
+        batch_input, _, batch_indices = build_batch(rows, list(range(start, min(start + size, len(rows)))))
+        yield torch.tensor(np.asarray(batch_input)).long(), torch.tensor(np.asarray(batch_indices)).long()
+
+
+def _own_batches(ns, names, size):
+    names_to_batch = need(ns, "names_to_batch")
+    for start in range(0, len(names), size):
+        yield names_to_batch(names[start:start + size])
+
+
+def _categories(ns):
+    """Label number -> language, as the notebook's labels were made."""
+    num_to_cat = ns.get("num_to_cat")
+    if isinstance(num_to_cat, dict) and num_to_cat:
+        return [str(num_to_cat[i]) for i in range(len(num_to_cat))]
+    return [str(c) for c in need(ns, "all_categories")]
 
 
 def predict(ns, *, names):
-    """The trained ``model``'s predictions for names whose labels stay with the grader."""
-    model = need(ns, "model")
-    names_to_batch = need(ns, "names_to_batch")
-    categories = [str(c) for c in need(ns, "all_categories")]
+    """The trained network's predictions for names whose labels stay with the grader.
+
+    In eval mode (the course's last cell puts it there); autograd stays on, as in the course's
+    classify_name. The inputs go to the device the network is on."""
+    model = _trained(ns)
+    categories = _categories(ns)
+    batches = (_course_batches if "build_batch" in ns else _own_batches)(ns, names, 512)
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     out = []
-    with torch.no_grad():
-        for start in range(0, len(names), 512):
-            x, last_pos = names_to_batch(names[start:start + 512])
-            out.append(model(x, last_pos).argmax(dim=1))
+    for x, last_pos in batches:
+        out.append(_logits(model, x.to(device), last_pos.to(device)).detach().argmax(dim=1).cpu())
     predictions = torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
     return {"predictions": predictions.to(torch.int64), "categories": categories}
 
 
+def _plain(value):
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
 def course_log(ns):
-    """What the course's notebook wrote into its own submission_log.json (informational)."""
+    """What the notebook recorded about its training (informational, never scored).
+
+    The course's rnn_log also holds the student's own last name; that stays out of the log."""
     cls = need(ns, "RecurrentClassifier")
-    model = need(ns, "model")
+    model = _trained(ns)
+    if "rnn_log" in ns:
+        log = need(ns, "rnn_log")
+        history, hparams = log.get("history", {}), log.get("hparams", {})
+    else:
+        history, hparams = need(ns, "history"), need(ns, "hparams")
     source = {}
     for method in ("__init__", "forward"):
         try:
             source[method] = inspect.getsource(getattr(cls, method))
         except (OSError, TypeError):
             source[method] = "unavailable"
-    history = need(ns, "history")
     return {
-        "history": {k: [float(v) for v in history.get(k, [])]
-                    for k in ("train_losses", "train_accs", "val_accs")},
-        "hparams": {str(k): v if isinstance(v, (int, float, str, bool)) else str(v)
-                    for k, v in need(ns, "hparams").items()},
+        "history": {str(k): [float(v) for v in values] for k, values in history.items()
+                    if isinstance(values, (list, tuple))},
+        "hparams": {str(k): _plain(v) for k, v in hparams.items()},
         "parameters": {k: list(v.shape) for k, v in model.state_dict().items()},
         "source": source,
     }
