@@ -29,10 +29,18 @@ FULL = 30.0
 
 CASES: dict[str, Case] = {
     "timeout_infinite_loop": Case("stub", ("while True:\n    pass",), 0.0, frozenset({"cell_timeout"})),
-    "timeout_long_sleep": Case("solution", ("import time\ntime.sleep(10**6)",), FULL,
-                               frozenset({"cell_timeout"})),
-    "killed_ignores_alarm": Case("solution", (
+    # Limits count CPU time: a sleep uses none, so the grader's wall-clock backstop kills it.
+    "killed_long_sleep": Case("solution", ("import time\ntime.sleep(10**6)",), FULL,
+                              frozenset({"cell_killed"})),
+    # The soft limit is a CPU timer (SIGPROF): ignoring SIGALRM changes nothing.
+    "timeout_ignores_alarm": Case("solution", (
         "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass",),
+        FULL, frozenset({"cell_timeout"})),
+    "killed_ignores_cpu_timer": Case("solution", (
+        "import signal\nsignal.signal(signal.SIGPROF, signal.SIG_IGN)\nwhile True:\n    pass",),
+        FULL, frozenset({"cell_killed"})),
+    "killed_disarms_cpu_timer": Case("solution", (
+        "import signal\nwhile True:\n    signal.setitimer(signal.ITIMER_PROF, 0)",),
         FULL, frozenset({"cell_killed"})),
     "killed_swallows_timeout": Case("solution", (
         "import time\nwhile True:\n    try:\n        time.sleep(100)\n    except BaseException:\n        pass",),
