@@ -41,6 +41,8 @@ from grader.execute import CellOutcome, Execution, ProbeAnswer, Worker
 
 try:
     import distributed
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
     from distributed.diagnostics.plugin import WorkerPlugin
 except ImportError:  # pragma: no cover - depends on the installed extras
     raise SandboxError("grading on a Dask cluster needs Dask: pip install -e '.[cluster]'") from None
@@ -315,9 +317,18 @@ class ClusterExecutor:
         self.threads = max(1, limits.threads)
         self.resources = {CPU: self.threads, MEMORY: limits.memory_mb}
         try:
+            # Checked first: a Client that fails on a malformed address hangs in its __del__.
+            scheme, location = parse_address(scheduler)
+            get_backend(scheme)
+            if scheme in ("tcp", "tls"):
+                parse_host_port(location)
+        except ValueError as exc:
+            raise SchedulerUnreachable(f"{scheduler}: not a Dask scheduler address ({exc}); "
+                                       "nothing was graded") from None
+        try:
             self.client = distributed.Client(  # type: ignore[no-untyped-call]
                 scheduler, timeout=connect_seconds, set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as exc:
+        except Exception as exc:  # Dask raises OSError, TimeoutError, TypeError (TLS set-up), ...
             raise SchedulerUnreachable(
                 f"cannot reach the Dask scheduler at {scheduler} ({exc}); nothing was graded") from None
         try:
