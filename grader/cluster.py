@@ -280,7 +280,7 @@ def remote_run(plugin_name: str, files: dict[str, bytes], cells: list[str | None
         try:
             execution = worker.run(workdir=workdir, cells=cells, probes_source=probes_source,
                                    requests=_requests_from_wire(requests))
-        except SandboxError:
+        except (SandboxError, OSError):  # a dead warm worker shows as either (broken pipe)
             plugin.restart(worker)
             raise
         return json.dumps({"execution": execution_to_wire(execution),

@@ -341,6 +341,39 @@ def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: 
         _remove_cgroups_of(int(killed.get("pid", -1)))
 
 
+def _warm_pid(name: str, dask_worker: Any) -> int:
+    return int(dask_worker.plugins[name].worker._proc.pid)
+
+
+@pytest.mark.slow
+def test_a_dead_warm_worker_is_replaced_and_its_task_retried(cluster: Any, tmp_path: Path) -> None:
+    from grader.session import GradingSession
+
+    subs = tmp_path / "subs"
+    students = [f"student{k:02d}" for k in range(4)]
+    _slow_students(subs, students, 2)
+    a = spec.find(ROOT, "rnn_and_grad")
+    killed: list[int] = []
+    with GradingSession(root=ROOT, assignment=a, out_dir=tmp_path / "grades", jobs=1,
+                        scheduler=cluster.scheduler_address) as session:
+        assert session._cluster is not None
+        name, client = session._cluster.plugin_name, session._cluster.client
+        before = client.run(_warm_pid, name)
+
+        def on_done(result: dict[str, Any]) -> None:
+            if not killed:  # the other worker is mid-task: kill the grading process under it
+                for pid in before.values():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+        results = session.grade(batch.student_dirs(subs), jobs=1, on_done=on_done)
+        after = client.run(_warm_pid, name)
+    assert killed
+    assert set(after.values()).isdisjoint(before.values())  # replaced on every worker
+    assert sorted(r["student"] for r in results) == students
+    assert all(r["score"] == 30.0 and not r["errors"] for r in results)
+
+
 def _slow_students(subs: Path, names: list[str], seconds: float) -> None:
     import nbformat
 
