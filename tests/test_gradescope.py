@@ -262,7 +262,7 @@ def test_data_assignment_ships_its_data_and_grades_accuracy(tmp_path: Path) -> N
     assert r2.returncode == 0, r2.stdout + r2.stderr
     results = json.loads((root / "results" / "results.json").read_text())
     assert gradescope.validate_results(results) == []
-    assert results["score"] == 20.0
+    assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0  # the reference: full marks
     accuracy = [t for t in results["tests"] if t["name"] == "2C_heldout_accuracy"]
     assert len(accuracy) == 1 and accuracy[0]["score"] == accuracy[0]["max_score"] > 0
 
