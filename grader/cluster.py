@@ -217,6 +217,7 @@ class SandboxPlugin(WorkerPlugin):
             await worker.set_resources(**wanted)
 
     def _start(self) -> dict[str, str]:
+        sweep_orphan_cgroups()
         self.worker = Worker(limits=sandbox.Limits(**self.limits), slots=self.slots)
         # One empty notebook shows the whole report (namespaces, Landlock, ...), not just cgroups.
         empty = Path(tempfile.mkdtemp(prefix="grader-selftest-"))
@@ -245,6 +246,43 @@ class SandboxPlugin(WorkerPlugin):
 
     def status(self) -> dict[str, Any]:
         return {"protections": self.protections, "refused": self.refused, "slots": self.slots}
+
+
+def sweep_orphan_cgroups() -> list[Path]:
+    """Remove the cgroups of grading workers that died without removing them; return those.
+
+    A Dask worker killed outright (node trouble, ``kill -9``, preemption) leaves its sandboxes'
+    cgroups behind, and a sandbox's init may sleep on in one for minutes. A cgroup is
+    ``grader-<pid>-…`` after the process that made it: once that pid is gone nothing can collect
+    what runs there, so it is killed and the cgroup removed. A live pid (or a reused one) is
+    left alone.
+    """
+    import signal
+    import time
+
+    removed: list[Path] = []
+    for root in sandbox.cgroup_roots().values():
+        for path in root.glob("grader-*"):
+            try:
+                owner = int(path.name.split("-")[1])
+                os.kill(owner, 0)
+                continue  # alive (or another process has the pid): not ours to touch
+            except (ValueError, IndexError, PermissionError):
+                continue
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + 2
+            while (pids := sandbox.cgroup_pids([path])) and time.monotonic() < deadline:
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.02)
+            sandbox.remove_cgroups([path])
+            if not path.exists():
+                removed.append(path)
+    return removed
 
 
 def _host_memory_bytes() -> int:
