@@ -60,6 +60,14 @@ def test_dask_is_not_imported_without_a_scheduler() -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
+def test_without_dask_the_cluster_says_what_to_install() -> None:
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "from grader.errors import SandboxError\n"
+            "try:\n    import grader.cluster\nexcept SandboxError as e:\n    print(e.exit_code, e)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "5 grading on a Dask cluster needs Dask: pip install -e '.[cluster]'"
+
+
 def test_execution_round_trips_through_wire_json() -> None:
     from grader.cluster import execution_from_wire, execution_to_wire
 
