@@ -41,7 +41,7 @@ __all__ = ["MAX_NOTEBOOK_BYTES", "MAX_STAGED_BYTES", "Notebook", "read_notebook"
 def limits_for(assignment: Assignment, *, threads: int = 1) -> sandbox.Limits:
     """The sandbox's limits; its times are CPU seconds (see worker._run_session)."""
     probes = len(assignment.checks) + len(assignment.records)
-    cpu = assignment.notebook_seconds + probes * assignment.probe_seconds + 60
+    cpu = (assignment.notebook_seconds + probes * assignment.probe_seconds) * max(1, threads) + 60
     return sandbox.Limits(cell_seconds=assignment.cell_seconds,
                           notebook_seconds=assignment.notebook_seconds,
                           probe_seconds=assignment.probe_seconds,

@@ -309,16 +309,17 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
     # so a score never depends on how busy the machine is; the grader's wall-clock limits are
     # only a generous backstop (execute.WALL_FACTOR).
     signal.signal(signal.SIGPROF, on_alarm)
+    # Budgets are per thread: N threads may spend N CPU seconds per second of wall time.
     threads = max(1, int(getattr(limits, "threads", 1)))
     torch_threads(threads)
-    notebook_end = time.process_time() + limits.notebook_seconds
+    notebook_end = time.process_time() + limits.notebook_seconds * threads
     for index, source in enumerate(cells):
         if index in skip:
             continue
         wire.send(sock, {"type": "cell_start", "index": index})
         started = time.perf_counter()
         status, error = "ok", None
-        budget = min(limits.cell_seconds, notebook_end - time.process_time())
+        budget = min(limits.cell_seconds * threads, notebook_end - time.process_time())
         if budget <= 0:
             wire.send(sock, {"type": "cell", "index": index, "status": "timeout", "seconds": 0.0,
                              "error": {"ename": "TimeoutError", "evalue": "the notebook's time "
@@ -376,7 +377,7 @@ def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], 
     reply: dict[str, Any] = {"type": "probe", "id": item["id"], "nonce": nonce}
     sys.stdout = sys.stderr = out
     try:
-        signal.setitimer(signal.ITIMER_PROF, limits.probe_seconds)
+        signal.setitimer(signal.ITIMER_PROF, limits.probe_seconds * max(1, limits.threads))
         args = {k: wire.decode_value(v) for k, v in item["args"].items()}
         value = getattr(module, item["probe"])(ns, **args)
         signal.setitimer(signal.ITIMER_PROF, 0)
