@@ -101,8 +101,9 @@ def to_plain(value: object) -> object:
         return int.__int__(v)
     if issubclass(cls, float):
         return float.__float__(v)
-    if issubclass(cls, complex):
-        return complex.__complex__(v)
+    if issubclass(cls, complex):  # complex.__complex__ is 3.11+; the descriptors work on 3.10
+        real, imag = complex.real.__get__(v), complex.imag.__get__(v)
+        return complex(real, imag)
     if issubclass(cls, str):
         return str.__str__(v)
     if issubclass(cls, (list, tuple)):
