@@ -228,18 +228,15 @@ RUN_AUTOGRADER = """#!/usr/bin/env bash
 set -euo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 SOURCE="$ROOT/source"
-NOTEBOOK=@NOTEBOOK@
 if [ -x "$ROOT/venv/bin/grader" ]; then PATH="$ROOT/venv/bin:$PATH"; fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 STUDENT="$WORK/submissions/submission"
 mkdir -p "$STUDENT" "$ROOT/results"
+# -R copies links as links: `grader run` refuses them, never reading a file they point at.
+# Uploads arrive renamed ("rnn_and_grad (2).ipynb") or in a folder: `grader run` chooses the
+# notebook by the same rule as everywhere (submission.choose_notebook) and says so in the log.
 cp -R "$ROOT/submission/." "$STUDENT/"
-# Uploads arrive renamed ("rnn_and_grad (2).ipynb") or in a folder: a single notebook is theirs.
-if [ ! -f "$STUDENT/$NOTEBOOK" ]; then
-  mapfile -t found < <(find "$STUDENT" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*')
-  if [ "${#found[@]}" -eq 1 ]; then cp "${found[0]}" "$STUDENT/$NOTEBOOK"; fi
-fi
 DATA=()
 if [ -d "$SOURCE/data" ]; then DATA=(--data "$SOURCE/data"); fi
 grader run "$WORK/submissions" --checks "$SOURCE/checks" --out "$WORK/grades" --jobs 1 "${DATA[@]}"
@@ -277,11 +274,9 @@ def build_zip(a: spec.Assignment, *, root: Path, data_dir: Path | None) -> bytes
 def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: Path,
                  data_folder: Path | None) -> dict[str, bytes]:
     """Zip member name -> content. ``checks`` is ``session.checks_bundle``'s output."""
-    import shlex
-
     files: dict[str, bytes] = {
         "setup.sh": SETUP_SH.encode(),
-        "run_autograder": RUN_AUTOGRADER.replace("@NOTEBOOK@", shlex.quote(a.notebook)).encode(),
+        "run_autograder": RUN_AUTOGRADER.encode(),
     }
     for path, content in checks.items():
         files["checks/" + path.relative_to(checks_dest).as_posix()] = content

@@ -190,7 +190,8 @@ def test_zip_layout(autograder_zip: Path) -> None:
     assert 'TORCH_INDEX="${GRADER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"' in setup
     assert 'pip install torch==2.13.0 --index-url "$TORCH_INDEX"' in setup
     assert "python3.11-venv" not in setup and "grader_src/LICENSE" in names
-    assert runner.startswith("#!/usr/bin/env bash\n") and "NOTEBOOK=rnn_and_grad.ipynb\n" in runner
+    # No notebook-choosing of its own (it copied what a link pointed at): grader run's rule.
+    assert runner.startswith("#!/usr/bin/env bash\n") and "find " not in runner
     assert "1C_loss_last_other_shape" in bundled  # hidden checks ship to Gradescope
     # Reproducible: fixed timestamps and order, so the same inputs give the same bytes.
     with zipfile.ZipFile(autograder_zip) as zf:
@@ -315,3 +316,23 @@ def test_setup_sh_builds_the_venv_and_run_autograder_grades_with_it(autograder_z
     results = json.loads((root / "results" / "results.json").read_text())
     assert gradescope.validate_results(results) == []
     assert results["score"] == 30.0
+
+
+@pytest.mark.slow
+def test_a_linked_upload_is_refused_not_graded(autograder_zip: Path, tmp_path: Path) -> None:
+    """An upload holding a link to the reference (or a classmate's file) scores 0, and the
+    student is told what to upload; before, the fallback copied the file the link named."""
+    root = fake_autograder(autograder_zip, tmp_path, EXAMPLES / "untouched_stub" / "rnn_and_grad.ipynb",
+                           "notes.txt")
+    (root / "submission" / "notes.txt").unlink()
+    (root / "submission" / "homework.ipynb").symlink_to(ROOT / "reference" / "rnn_and_grad.ipynb")
+    r = run_autograder(root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert gradescope.validate_results(results) == []
+    assert results["score"] == 0.0
+    first = results["tests"][0]
+    assert first["name"] == "notebook runs without errors"
+    assert first["output"] == ("homework.ipynb is a symbolic link (to "
+                               f"{ROOT / 'reference' / 'rnn_and_grad.ipynb'}); links are not "
+                               "graded: upload the notebook file itself")
