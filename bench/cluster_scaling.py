@@ -9,7 +9,12 @@ covers staging, sending the files, scheduling, returning the result and waiting,
 the wall time per submission it does not move with how fast this (shared) machine ran a
 notebook.
 
-    .venv/bin/python bench/cluster_scaling.py [--n 6] [--data DIR]
+    .venv/bin/python bench/cluster_scaling.py [--n 6] [--data DIR] [--part training|waiting]
+
+A second part separates the machinery from CPU contention on a shared machine: the rnn_and_grad
+reference with a cell that sleeps 4 s (a wait, not work) as 2N students, on 1 and on 2 workers.
+Its ratio shows what the scheduler, the tasks and the grader's threads allow, whatever else is
+running on the cores.
 
 Needs the cluster extra (pip install -e '.[cluster]') and the names data (--data DIR,
 $GRADER_NAMES_DATA, or the assignment's shipped copy). The expected values are computed once and
@@ -36,9 +41,9 @@ from grader import batch, spec  # noqa: E402
 from grader.session import CACHE_DIR, GradingSession  # noqa: E402
 
 
-def grade(*, subs: Path, out: Path, cache: Path, data: Path | None,
-          scheduler: str | None) -> tuple[float, list[dict[str, Any]]]:
-    a = spec.find(ROOT, "rnn_last_name")
+def grade(*, subs: Path, out: Path, cache: Path, data: Path | None, scheduler: str | None,
+          assignment: str = "rnn_last_name") -> tuple[float, list[dict[str, Any]]]:
+    a = spec.find(ROOT, assignment)
     if cache.is_dir():
         shutil.copytree(cache, out / CACHE_DIR, dirs_exist_ok=True)
     with GradingSession(root=ROOT, assignment=a, out_dir=out, data_dir=data, jobs=1,
@@ -71,13 +76,37 @@ def describe(name: str, n: int, slots: int, wall: float,
     return figures
 
 
+def waiting(base: Path, n: int, seconds: float) -> None:
+    import nbformat
+
+    nb = nbformat.read(str(ROOT / "reference" / "rnn_and_grad.ipynb"), as_version=4)  # type: ignore[no-untyped-call]
+    nb.cells.insert(0, nbformat.v4.new_code_cell(f"import time\ntime.sleep({seconds})"))  # type: ignore[no-untyped-call]
+    subs = base / "waiting"
+    for k in range(n):
+        (subs / f"student{k:03d}").mkdir(parents=True)
+        nbformat.write(nb, str(subs / f"student{k:03d}" / "rnn_and_grad.ipynb"))  # type: ignore[no-untyped-call]
+    kw: dict[str, Any] = {"subs": subs, "cache": base / "waiting-cache", "data": None,
+                          "assignment": "rnn_and_grad"}
+    print(f"rnn_and_grad reference with a {seconds:g} s sleep x {n} (waiting, not computing):")
+    wall, one = on_cluster(1, out=base / "w-one", **kw)
+    rate_one = describe("cluster, 1 worker", n, 1, wall, one)["rate"]
+    wall, two = on_cluster(2, out=base / "w-two", **kw)
+    rate_two = describe("cluster, 2 workers", n, 2, wall, two)["rate"]
+    print(f"throughput, 2 workers / 1 worker:  {rate_two / rate_one:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=6, help="students (copies of the reference)")
     parser.add_argument("--data", type=Path, default=None, help="names data folder")
+    parser.add_argument("--part", choices=["all", "training", "waiting"], default="all")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="grader-cluster-bench-"))
     try:
+        if args.part != "training":
+            waiting(base, 2 * args.n, 4.0)
+        if args.part == "waiting":
+            return
         subs = base / "submissions"
         for k in range(args.n):
             (subs / f"student{k:03d}").mkdir(parents=True)
