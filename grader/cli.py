@@ -190,7 +190,7 @@ def _summary(results: list[dict[str, Any]], previous: dict[str, dict[str, Any] |
     table = Table(title="grading summary", show_header=True)
     for col in ("graded", "full marks", "with errors", "reused", "time"):
         table.add_column(col)
-    full = sum(1 for r in results if r["score"] == r["max_score"] and r["max_score"] > 0)
+    full = sum(1 for r in results if r["score"] >= r["max_score"] > 0)  # extra credit counts
     errs = sum(1 for r in results if r.get("errors"))
     reused = sum(1 for r in results if r.get("_reused"))
     table.add_row(str(len(results)), str(full), str(errs), str(reused), f"{seconds:.1f} s")
