@@ -1,9 +1,10 @@
 """Grading on a Dask cluster: throughput with 1 and 2 worker processes, and what a task costs.
 
-Grades the last-name reference notebook (training included) as N students three ways: locally
-(one sandbox), on a LocalCluster of 1 Dask worker process, and on one of 2, each worker with one
-thread (so one sandbox). Prints the throughput of each, the 2-worker / 1-worker ratio, and the
-per-task overhead of the cluster against a local run. Overhead is the time a sandbox slot was
+Grades the last-name reference notebook (training included) as N students: locally (one
+sandbox), on a LocalCluster of 1 Dask worker process, on one of 2, each worker with one thread
+(so one sandbox), and locally with -j 2. Prints the throughput of each, the 2-worker / 1-worker
+ratio beside the local -j 2 / -j 1 one (what the cores allow), and the per-task overhead of the
+cluster against a local run. Overhead is the time a sandbox slot was
 not executing a submission, per submission: (wall x slots - total execution time) / N. It
 covers staging, sending the files, scheduling, returning the result and waiting, and unlike
 the wall time per submission it does not move with how fast this (shared) machine ran a
@@ -42,16 +43,16 @@ from grader.session import CACHE_DIR, GradingSession  # noqa: E402
 
 
 def grade(*, subs: Path, out: Path, cache: Path, data: Path | None, scheduler: str | None,
-          assignment: str = "rnn_last_name") -> tuple[float, list[dict[str, Any]]]:
+          assignment: str = "rnn_last_name", jobs: int = 1) -> tuple[float, list[dict[str, Any]]]:
     a = spec.find(ROOT, assignment)
     if cache.is_dir():
         shutil.copytree(cache, out / CACHE_DIR, dirs_exist_ok=True)
-    with GradingSession(root=ROOT, assignment=a, out_dir=out, data_dir=data, jobs=1,
+    with GradingSession(root=ROOT, assignment=a, out_dir=out, data_dir=data, jobs=jobs,
                         scheduler=scheduler) as session:
         if not cache.is_dir():
             shutil.copytree(out / CACHE_DIR, cache)
         t0 = time.perf_counter()
-        logs = session.grade(batch.student_dirs(subs), jobs=1)
+        logs = session.grade(batch.student_dirs(subs), jobs=jobs)
         return time.perf_counter() - t0, logs
 
 
@@ -121,16 +122,21 @@ def main() -> None:
         runs["one"] = describe("cluster, 1 worker", args.n, 1, wall, one)
         wall, two = on_cluster(2, out=base / "two", **kw)
         runs["two"] = describe("cluster, 2 workers", args.n, 2, wall, two)
+        # The same two sandboxes at once without Dask: what this machine's cores allow.
+        wall, local2 = grade(out=base / "local2", scheduler=None, jobs=2, **kw)
+        runs["local2"] = describe("local (-j 2)", args.n, 2, wall, local2)
         scores = {tuple(sorted((log["student"], log["score"]) for log in logs))
-                  for logs in (local, one, two)}
-        print(f"throughput, 2 workers / 1 worker:  {runs['two']['rate'] / runs['one']['rate']:.2f}x")
+                  for logs in (local, one, two, local2)}
+        print(f"throughput, 2 workers / 1 worker:  {runs['two']['rate'] / runs['one']['rate']:.2f}x "
+              f"(local -j 2 / -j 1: {runs['local2']['rate'] / runs['local']['rate']:.2f}x)")
         print(f"per-task overhead against local:   "
               f"{runs['one']['overhead'] - runs['local']['overhead']:+.2f} s (1 worker), "
               f"{runs['two']['overhead'] - runs['local']['overhead']:+.2f} s (2 workers)")
-        print(f"same scores all three ways:        {'yes' if len(scores) == 1 else 'NO'} "
+        print(f"same scores all four ways:         {'yes' if len(scores) == 1 else 'NO'} "
               f"({local[0]['score']}/{local[0]['max_score']} for the first)")
         if len(scores) != 1:
-            for name, logs in (("local", local), ("1 worker", one), ("2 workers", two)):
+            for name, logs in (("local", local), ("1 worker", one), ("2 workers", two),
+                               ("local -j 2", local2)):
                 print(f"  {name}: {sorted((log['student'], log['score']) for log in logs)}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
