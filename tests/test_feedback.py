@@ -124,11 +124,11 @@ def test_browser_shows_checks_score_and_the_gradient_plot(correct_page: Path, tm
         assert f'<code>{name}</code>' in dom
     assert dom.count('<span class="badge pass">PASS</span>') == 14
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)">', dom)
-    assert [alt for _, alt in images] == ["plot 1 of 2, from cell 12", "plot 2 of 2, from cell 14"]
+    assert [alt for _, alt in images] == ["plot 1 of 2, from code cell 8", "plot 2 of 2, from code cell 9"]
     gradient_plot = base64.b64decode(images[-1][0])  # 1.D, the gradient visualiser, comes last
     assert gradient_plot.startswith(b"\x89PNG\r\n\x1a\n")
-    assert gradient_plot == (correct_page.parent / "figures" / "cell-14-1.png").read_bytes()
-    assert "<figcaption>cell 14 (cell-14-1.png)</figcaption>" in unescape(dom)
+    assert gradient_plot == (correct_page.parent / "figures" / "cell-09-1.png").read_bytes()
+    assert "<figcaption>code cell 9 (cell-09-1.png)</figcaption>" in unescape(dom)
 
 
 @pytest.mark.slow
@@ -145,7 +145,7 @@ def test_browser_screenshot_of_a_failing_submission(graded_examples: dict[str, A
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and shot.stat().st_size > 20_000
     dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
     assert "<strong>21 / 30</strong>" in dom
-    assert "<li>cell 8 raised RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x9 and 3x4)</li>" in dom
+    assert "<li>code cell 5 (`# Self-test for 1.B (…`) raised RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x9 and 3x4)</li>" in dom
     assert "Hint:</b> Apply the head to every hidden state" in dom
 
 
@@ -163,7 +163,7 @@ def test_check_out_writes_log_plots_and_page_for_any_notebook_name(tmp_path: Pat
     assert r.stdout.splitlines()[0] == "rnn_and_grad: 9 / 15 points (visible checks only)"
     log = json.loads((tmp_path / "out" / "submission_log.json").read_text())
     assert (log["student"], log["score"], log["max_score"]) == ("my-homework", 9.0, 15.0)
-    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == ["cell-12-1.png", "cell-14-1.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "figures").iterdir()) == ["cell-08-1.png", "cell-09-1.png"]
     page = (tmp_path / "out" / "feedback.html").read_text()
     assert "Visible checks only." in page and page.count("data:image/png;base64,") == 2
     assert summary.read_text().splitlines()[0] == "### rnn_and_grad: 9 / 15 points (visible checks only)"
