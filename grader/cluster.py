@@ -257,9 +257,6 @@ def sweep_orphan_cgroups() -> list[Path]:
     what runs there, so it is killed and the cgroup removed. A live pid (or a reused one) is
     left alone.
     """
-    import signal
-    import time
-
     removed: list[Path] = []
     for root in sandbox.cgroup_roots().values():
         for path in root.glob("grader-*"):
@@ -271,14 +268,7 @@ def sweep_orphan_cgroups() -> list[Path]:
                 continue
             except ProcessLookupError:
                 pass
-            deadline = time.monotonic() + 2
-            while (pids := sandbox.cgroup_pids([path])) and time.monotonic() < deadline:
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                time.sleep(0.02)
+            sandbox.kill_cgroup_members([path], seconds=2.0)
             sandbox.remove_cgroups([path])
             if not path.exists():
                 removed.append(path)

@@ -387,16 +387,7 @@ class Worker:
         reaped = self._control_call({"cmd": "reap", "pid": holder})
         self.peak_child_rss_kb = max(self.peak_child_rss_kb, int(reaped.get("maxrss_kb", 0)))
         # Without a pid namespace, strays are found through the slot's cgroup instead.
-        for _ in range(200):
-            pids = sandbox.cgroup_pids(cgroups)
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+        sandbox.kill_cgroup_members(cgroups, seconds=2.0)
 
 
 def _pidfd(pid: int) -> int | None:

@@ -123,6 +123,25 @@ def cgroup_pids(paths: Iterable[Path]) -> set[int]:
     return pids
 
 
+def kill_cgroup_members(paths: Iterable[Path], *, seconds: float = 2.0) -> None:
+    """SIGKILL every process in ``paths`` until none is left or ``seconds`` have passed.
+
+    Without a pid namespace a sandbox's strays can only be found through its cgroup; a fork
+    in progress can add one after a sweep, hence the loop."""
+    import signal
+    import time
+
+    paths = list(paths)
+    deadline = time.monotonic() + seconds
+    while (pids := cgroup_pids(paths)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
 def remove_cgroups(paths: Iterable[Path]) -> None:
     for path in paths:
         try:
