@@ -325,7 +325,8 @@ def test_a_linked_upload_is_refused_not_graded(autograder_zip: Path, tmp_path: P
     root = fake_autograder(autograder_zip, tmp_path, EXAMPLES / "untouched_stub" / "rnn_and_grad.ipynb",
                            "notes.txt")
     (root / "submission" / "notes.txt").unlink()
-    (root / "submission" / "homework.ipynb").symlink_to(ROOT / "reference" / "rnn_and_grad.ipynb")
+    # Relative, as a student's checkout can hold: student text never shows a temporary path.
+    (root / "submission" / "homework.ipynb").symlink_to(Path("..") / "classmate" / "rnn_and_grad.ipynb")
     r = run_autograder(root)
     assert r.returncode == 0, r.stdout + r.stderr
     results = json.loads((root / "results" / "results.json").read_text())
@@ -334,5 +335,5 @@ def test_a_linked_upload_is_refused_not_graded(autograder_zip: Path, tmp_path: P
     first = results["tests"][0]
     assert first["name"] == "notebook runs without errors"
     assert first["output"] == ("homework.ipynb is a symbolic link (to "
-                               f"{ROOT / 'reference' / 'rnn_and_grad.ipynb'}); links are not "
-                               "graded: upload the notebook file itself")
+                               "../classmate/rnn_and_grad.ipynb); links are not graded: upload "
+                               "the notebook file itself")
