@@ -27,6 +27,7 @@ from typing import Any
 
 from grader import sandbox, wire
 from grader.errors import SandboxError
+from grader.submission import code_cell_number
 
 GRACE_SECONDS = 3.0
 # The sandbox's own limits count CPU seconds; these wall-clock ones only catch what CPU time
@@ -294,7 +295,7 @@ class Worker:
                 s.fatal = "the sandbox failed to start"
                 return s
             s.protections = {str(k): str(v) for k, v in dict(msg["protections"]).items()}
-            numbers = [sum(1 for c in cells[:i + 1] if c is not None) for i in range(len(cells))]
+            numbers = [code_cell_number(cells, i) for i in range(len(cells))]
             wire.send(ours, {"type": "run", "cells": [c or "" for c in cells],
                              "skip": sorted(skip), "numbers": numbers})
             current: int | None = None
