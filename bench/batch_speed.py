@@ -31,10 +31,12 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import batch, spec  # noqa: E402
-from grader.grade import grade  # noqa: E402
-from grader.kernel import run_in_kernel  # noqa: E402
-from grader.session import GradingSession  # noqa: E402
+from grader import spec  # noqa: E402
+from grader.grading.plan import limits_for, requests_for  # noqa: E402
+from grader.submission import read_notebook, stage, student_dirs  # noqa: E402
+from grader.grading.score import grade  # noqa: E402
+from grader.student.kernel import run_in_kernel  # noqa: E402
+from grader.grading.run import GradingSession  # noqa: E402
 
 KINDS = {  # kind: (weight, source notebook, extra cell)
     "correct": (30, "reference", None),
@@ -70,12 +72,12 @@ def generate(n: int, folder: Path, seed: int = 0) -> dict[str, str]:
 
 
 def slow_grade(a: spec.Assignment, expected: dict, student_dir: Path) -> tuple[float, dict[str, float]]:
-    nb = batch.read_notebook(student_dir / a.notebook)
-    workdir = batch.stage(student_dir)
+    nb = read_notebook(student_dir / a.notebook)
+    workdir = stage(student_dir)
     try:
         t = time.perf_counter()
         execution = run_in_kernel(workdir=workdir, cells=list(nb.cells), probes_source=a.probes_source,
-                                  requests=batch.requests_for(a), limits=batch.limits_for(a))
+                                  requests=requests_for(a), limits=limits_for(a))
         elapsed = time.perf_counter() - t
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -95,7 +97,7 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="grader-bench-"))
     submissions, grades = base / "submissions", base / "grades"
     kinds = generate(args.n, submissions)
-    dirs = batch.student_dirs(submissions)
+    dirs = student_dirs(submissions)
     print(f"generated {len(dirs)} submissions: " +
           ", ".join(f"{k} {list(kinds.values()).count(k)}" for k in KINDS))
 

@@ -38,8 +38,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import batch, spec  # noqa: E402
-from grader.session import CACHE_DIR, GradingSession  # noqa: E402
+from grader import spec  # noqa: E402
+from grader.submission import student_dirs  # noqa: E402
+from grader.grading.run import GradingSession  # noqa: E402
 
 
 def grade(*, subs: Path, out: Path, cache: Path, data: Path | None, scheduler: str | None,
@@ -52,7 +53,7 @@ def grade(*, subs: Path, out: Path, cache: Path, data: Path | None, scheduler: s
         if not cache.is_dir():
             shutil.copytree(out / CACHE_DIR, cache)
         t0 = time.perf_counter()
-        logs = session.grade(batch.student_dirs(subs), jobs=jobs)
+        logs = session.grade(student_dirs(subs), jobs=jobs)
         return time.perf_counter() - t0, logs
 
 

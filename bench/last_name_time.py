@@ -30,9 +30,10 @@ from nbformat.v4 import new_code_cell
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import batch, spec  # noqa: E402
-from grader.build import notebook_text, read_notebook  # noqa: E402
-from grader.session import GradingSession  # noqa: E402
+from grader import spec  # noqa: E402
+from grader.submission import student_dirs  # noqa: E402
+from grader.publish.template import notebook_text, read_notebook  # noqa: E402
+from grader.grading.run import GradingSession  # noqa: E402
 
 NOTEBOOK = "rnn_last_name.ipynb"
 COURSE_DEFAULT = {"hidden_size": "128", "num_layers": "2", "dropout": "0.0", "lr": "1e-3",
@@ -69,7 +70,7 @@ def main() -> None:
     with GradingSession(root=ROOT, assignment=lifted, out_dir=base / "grades",
                         data_dir=args.data, threads=1) as s:
         t1 = time.perf_counter()
-        (log,) = s.grade(batch.student_dirs(base / "submissions"), jobs=1)
+        (log,) = s.grade(student_dirs(base / "submissions"), jobs=1)
     t2 = time.perf_counter()
     accuracy = next(c["message"] for c in log["checks"] if c["name"] == "2C_heldout_accuracy")
     stdout = "".join(c.get("stdout", "") for c in log["cells"])

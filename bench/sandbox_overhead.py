@@ -18,16 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import batch, spec  # noqa: E402
-from grader.execute import Worker  # noqa: E402
+from grader import spec  # noqa: E402
+from grader.grading.plan import limits_for, requests_for  # noqa: E402
+from grader.submission import read_notebook  # noqa: E402
+from grader.sandbox.local import Worker  # noqa: E402
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     a = spec.find(ROOT, "rnn_and_grad")
-    nb = batch.read_notebook(ROOT / "reference" / a.notebook)
-    requests = batch.requests_for(a)
-    limits = batch.limits_for(a)
+    nb = read_notebook(ROOT / "reference" / a.notebook)
+    requests = requests_for(a)
+    limits = limits_for(a)
     times: dict[bool, list[float]] = {True: [], False: []}
     with Worker(limits=limits, confine=True) as confined, Worker(limits=limits, confine=False) as bare:
         for i in range(n + 1):

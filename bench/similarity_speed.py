@@ -36,8 +36,9 @@ import nbformat  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import similarity, similarity_page, spec  # noqa: E402
-from grader.build import notebook_text, read_notebook, replace_blocks  # noqa: E402
+from grader import spec
+from grader.reports import similarity, similarity_page  # noqa: E402
+from grader.publish.template import notebook_text, read_notebook, replace_blocks  # noqa: E402
 from tests.scenarios import make_similarity as ms  # noqa: E402
 
 STYLES = [ms.CONCAT_LINEAR, ms.CONCAT_TRANSPOSED, ms.SPLIT_WEIGHTS, ms.TWO_LINEARS, ms.EINSUM,

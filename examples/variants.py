@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from grader.build import (
+from grader.publish.template import (
     make_template,
     notebook_text,
     read_notebook,

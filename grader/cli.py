@@ -10,14 +10,20 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from grader import batch, feedback, interrupts, report, spec
+from grader import interrupts, logfile, spec
+from grader.files import atomic_write, atomic_write_text
+from grader.reports import feedback
+from grader.submission import student_dirs
+
+if TYPE_CHECKING:
+    from grader.grading.pipeline import Graded
 from grader.errors import GraderError, InputError
 
 
@@ -69,8 +75,7 @@ def _choose_assignment(root: Path, dirs: list[Path], name: str | None) -> spec.A
     """
     if name:
         return spec.find(root, name)
-    from grader.session import assignment_name
-    from grader.submission import notebooks_in
+    from grader.submission import assignment_name, notebooks_in
 
     candidates = spec.load_all(root)
     present = [a for a in candidates if any((d / a.notebook).is_file() for d in dirs)]
@@ -138,10 +143,11 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
 
     Example: grader run submissions/ --scheduler tcp://head-node:8786
     """
-    from grader.session import GradingSession
+    from grader.grading.pipeline import Graded
+    from grader.grading.run import GradingSession
 
     started = time.perf_counter()
-    dirs = batch.student_dirs(submissions)
+    dirs = student_dirs(submissions)
     if not dirs:
         raise InputError(f"{submissions}: no student folders (expected {submissions}/<student>/<notebook>.ipynb)")
     if checks_dir is not None:
@@ -158,15 +164,15 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                 console=console, checks_dir=checks_dir, jobs=jobs, scheduler=scheduler,
                 allow_unconfined=allow_unconfined,
                 threads=threads or 1) as session:
-            previous = {d.name: report.read_log(out_dir / d.name / report.LOG_NAME) for d in dirs}
+            previous = {d.name: logfile.read_in(out_dir, d.name) for d in dirs}
             with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                           console=console, transient=False) as progress:
                 task = progress.add_task("grading", total=len(dirs), rate="")
                 t0 = time.perf_counter()
 
-                def done(result: dict[str, Any]) -> None:
-                    written.append(str(result["student"]))
+                def done(result: Graded) -> None:
+                    written.append(result.log.student)
                     progress.advance(task)
                     n = progress.tasks[0].completed
                     progress.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f}/s")
@@ -177,31 +183,31 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                    f"up-to-date log in {out_dir}/; run the same command again to grade the rest",
                    err=True)
         sys.exit(interrupts.exit_status(exc))
-    feedback.write_pages(out_dir, results, titles={q.id: q.title for q in a.questions})
+    feedback.write_pages(out_dir, [r.log for r in results], titles={q.id: q.title for q in a.questions})
     if session.stale:
         click.echo(f"set aside {len(session.stale)} log(s) of students no longer in "
                    f"{submissions}/ ({', '.join(session.stale)}): "
-                   f"{out_dir / report.STALE_DIR}/, not counted")
+                   f"{out_dir / logfile.STALE_DIR}/, not counted")
     _summary(results, previous, time.perf_counter() - started, out_dir)
 
 
-def _summary(results: list[dict[str, Any]], previous: dict[str, dict[str, Any] | None],
+def _summary(results: list[Graded], previous: dict[str, logfile.SubmissionLog | None],
              seconds: float, out_dir: Path) -> None:
     table = Table(title="grading summary", show_header=True)
     for col in ("graded", "full marks", "with errors", "reused", "time"):
         table.add_column(col)
-    full = sum(1 for r in results if r["score"] >= r["max_score"] > 0)  # extra credit counts
-    errs = sum(1 for r in results if r.get("errors"))
-    reused = sum(1 for r in results if r.get("_reused"))
+    full = sum(1 for r in results if r.log.full_marks)  # extra credit counts
+    errs = sum(1 for r in results if r.log.errors)
+    reused = sum(1 for r in results if r.reused)
     table.add_row(str(len(results)), str(full), str(errs), str(reused), f"{seconds:.1f} s")
     out.print(table)
     click.echo(f"graded {len(results)} submissions: {full} full marks, {errs} with errors, "
                f"{reused} reused, {seconds:.1f} s")
     changed = []
-    for r in sorted(results, key=lambda r: str(r["student"])):
-        old = previous.get(str(r["student"]))
-        if old is not None and old.get("score") != r["score"]:
-            changed.append(f"{r['student']}: {old.get('score')} -> {r['score']}")
+    for r in sorted(results, key=lambda r: r.log.student):
+        old = previous.get(r.log.student)
+        if old is not None and old.score != r.log.score:
+            changed.append(f"{r.log.student}: {old.score} -> {r.log.score}")
     if changed:
         click.echo("scores changed since the last run:")
         for line in changed:
@@ -225,7 +231,7 @@ def check(notebook: Path, checks_dir: Path | None, data_dir: Path | None, out_di
 
     Example: grader check rnn_and_grad.ipynb --out feedback/ --summary "$GITHUB_STEP_SUMMARY"
     """
-    from grader.session import self_check
+    from grader.grading.selfcheck import self_check
 
     if not notebook.is_file():
         raise InputError(f"{notebook}: no such notebook")
@@ -237,18 +243,18 @@ def check(notebook: Path, checks_dir: Path | None, data_dir: Path | None, out_di
             f.write(feedback.markdown_summary(result, visible_only=True))
 
 
-def _print_report(log: dict[str, Any]) -> None:
-    out.print(f"[bold]{log['assignment']}[/]: {log['score']:g} / {log['max_score']:g} points "
+def _print_report(log: logfile.SubmissionLog) -> None:
+    out.print(f"[bold]{log.assignment}[/]: {log.score:g} / {log.max_score:g} points "
               "(visible checks only)")
-    for c in log["checks"]:
-        mark = "[green]PASS[/]" if c["passed"] else "[red]FAIL[/]"
-        out.print(f"{mark} {c['question']} {c['name']} ({c['score']:g}/{c['max_score']:g})")
-        if not c["passed"]:
-            for line in str(c["message"]).splitlines():
+    for c in log.checks:
+        mark = "[green]PASS[/]" if c.passed else "[red]FAIL[/]"
+        out.print(f"{mark} {c.question} {c.name} ({c.score:g}/{c.max_score:g})")
+        if not c.passed:
+            for line in c.message.splitlines():
                 click.echo(f"     {line}")
-            if c.get("hint"):
-                click.echo(f"     Hint: {c['hint']}")
-    for e in log.get("errors", []):
+            if c.hint:
+                click.echo(f"     Hint: {c.hint}")
+    for e in log.errors:
         click.echo(f"note: {e['message']}")
 
 
@@ -261,7 +267,7 @@ def build(root: Path | None, check_only: bool, data_dir: Path | None) -> None:
 
     Example: grader build
     """
-    from grader.session import build_student_package
+    from grader.publish.bundle import build_student_package
 
     project = _need_root(root)
     stale = build_student_package(root=project, console=console, check_only=check_only,
@@ -285,20 +291,21 @@ def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | 
 
     Example: grader bundle rnn_and_grad --out build/rnn_and_grad-checks
     """
-    from grader.execute import Worker
-    from grader.session import checks_bundle
+    from grader.grading.plan import limits_for
+    from grader.publish.bundle import checks_bundle
+    from grader.sandbox.local import Worker
 
     project = _need_root(root)
     a = spec.find(project, assignment)
-    with Worker(limits=batch.limits_for(a)) as worker:
-        files = checks_bundle(a, root=project, dest=out_dir, worker=worker, data_dir=data_dir,
+    with Worker(limits=limits_for(a)) as worker:
+        files = checks_bundle(a, root=project, dest=out_dir, executor=worker, data_dir=data_dir,
                               include_hidden=not visible_only)
     for path, content in files.items():
-        report.atomic_write(path, content)
+        atomic_write(path, content)
         click.echo(f"wrote {path}")
 
 
-# -- issue 6: CI, Gradescope, class overview ---------------------------------------------------
+# -- reading logs: the class, Gradescope ---------------------------------------------------------
 
 @main.command("report")
 @click.argument("grades", type=click.Path(path_type=Path))
@@ -311,18 +318,18 @@ def report_cmd(grades: Path, csv_file: Path | None, markdown: bool) -> None:
 
     Example: grader report grades/ --csv gradebook.csv
     """
-    from grader import overview
+    from grader.reports import class_report
 
     if csv_file is not None and not csv_file.parent.is_dir():
         raise InputError(f"--csv {csv_file}: folder {csv_file.parent} does not exist")
-    ov = overview.load(grades)
+    ov = class_report.load(grades)
     if markdown:
-        click.echo(overview.markdown(ov), nl=False)
+        click.echo(class_report.markdown(ov), nl=False)
     else:
-        overview.print_overview(ov, out)
+        class_report.print_overview(ov, out)
     if csv_file is not None:
         try:
-            report.atomic_write(csv_file, overview.gradebook_csv(ov).encode())
+            atomic_write_text(csv_file, class_report.gradebook_csv(ov))
         except OSError as exc:
             raise InputError(f"--csv {csv_file}: cannot write it ({exc.strerror or exc})") from None
         console.print(f"wrote {csv_file}", markup=False, highlight=False)
@@ -338,10 +345,10 @@ def gradescope_results(log_dir: Path, out_file: Path | None) -> None:
     """
     import json
 
-    from grader import gradescope
+    from grader.publish import gradescope
 
-    log_path = log_dir / report.LOG_NAME if log_dir.is_dir() else log_dir
-    log = report.read_log(log_path)
+    log_path = log_dir / logfile.LOG_NAME if log_dir.is_dir() else log_dir
+    log = logfile.read(log_path)
     if log is None:
         raise InputError(f"{log_path}: no readable submission log")
     results = gradescope.results_json(log)
@@ -349,7 +356,7 @@ def gradescope_results(log_dir: Path, out_file: Path | None) -> None:
     if problems:
         raise InputError(f"{log_path}: results.json would be invalid: {'; '.join(problems)}")
     target = out_file or log_path.parent / "results.json"
-    report.atomic_write(target, (json.dumps(results, indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_text(target, json.dumps(results, indent=2, allow_nan=False) + "\n")
     click.echo(f"wrote {target}: {results['score']:g} points")
 
 
@@ -364,16 +371,16 @@ def gradescope_bundle(assignment: str, out_zip: Path, data_dir: Path | None,
 
     Example: grader gradescope-bundle rnn_and_grad --out autograder.zip
     """
-    from grader import gradescope
+    from grader.publish import gradescope
 
     project = _need_root(root)
     a = spec.find(project, assignment)
     content = gradescope.build_zip(a, root=project, data_dir=data_dir)
-    report.atomic_write(out_zip, content)
+    atomic_write(out_zip, content)
     click.echo(f"wrote {out_zip} ({len(content) // 1024} KiB)")
 
 
-# -- issue 14: similarity report ---------------------------------------------------------------
+# -- similarity ----------------------------------------------------------------------------------
 
 @main.command("similarity")
 @click.argument("submissions", type=click.Path(path_type=Path))
@@ -394,9 +401,9 @@ def similarity_cmd(submissions: Path, against: tuple[Path, ...], out_dir: Path |
     """
     from rich.text import Text
 
-    from grader import similarity, similarity_page
+    from grader.reports import similarity, similarity_page
 
-    dirs = batch.student_dirs(submissions)
+    dirs = student_dirs(submissions)
     if not dirs:
         raise InputError(f"{submissions}: no student folders (expected {submissions}/<student>/<notebook>.ipynb)")
     project = _need_root(root)
@@ -429,7 +436,7 @@ def similarity_cmd(submissions: Path, against: tuple[Path, ...], out_dir: Path |
                f"{len(result.pairs)} similar pairs; wrote {csv_path} and {html_path}")
 
 
-# -- issue 12: is every protection on where grading runs? --------------------------------------
+# -- is every protection on where grading runs? -------------------------------------------------
 
 @main.command("sandbox")
 def sandbox_cmd() -> None:
@@ -443,13 +450,13 @@ def sandbox_cmd() -> None:
     import shutil
     import tempfile
 
-    from grader import sandbox
     from grader.errors import SandboxError
-    from grader.execute import Worker
+    from grader.execution import Limits
+    from grader.sandbox.local import Worker
 
     workdir = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
     try:
-        with Worker(limits=sandbox.Limits()) as worker:
+        with Worker(limits=Limits()) as worker:
             execution = worker.run(workdir=workdir, cells=["x = 1"], probes_source="", requests={})
             protections = {**worker.cgroup_report, **execution.protections}
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class Question:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A data set the assignment stages into the sandbox (see ``grader.data``)."""
+    """A data set the assignment stages into the sandbox (see ``grader.datasets``)."""
 
     name: str
     env: str
@@ -87,6 +87,8 @@ class DataSpec:
     holdout_salt: str = ""
     # The copy shipped with the assignment, relative to its folder ("" when none is shipped).
     path: str = ""
+    # Where the notebook reads it, relative to the notebook's folder.
+    stage_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,6 @@ class Assignment:
         return self.probes_path.read_text()
 
     def visible_only(self) -> Assignment:
-        from dataclasses import replace
-
         # Accuracy needs the held-out labels, which only the instructor's grader has.
         return replace(self, checks=tuple(c for c in self.checks
                                           if c.visibility == "visible" and c.kind != "accuracy"))
@@ -204,7 +204,10 @@ def load(directory: Path) -> Assignment:
             url=r.get(d, "url", "data.", str, ""), sha256=r.get(d, "sha256", "data.", str, ""),
             holdout_fraction=r.get(d, "holdout_fraction", "data.", float, 0.1),
             holdout_salt=r.get(d, "holdout_salt", "data.", str, name),
-            path=r.get(d, "path", "data.", str, ""))
+            path=r.get(d, "path", "data.", str, ""),
+            stage_as=r.get(d, "stage_as", "data.", str, ""))
+        if not data.stage_as:
+            data = replace(data, stage_as=data.path or f"data/{data.name}")
         if not 0 < data.holdout_fraction < 1:
             raise r.fail("data.holdout_fraction", "expected a number between 0 and 1")
     records = []

@@ -18,13 +18,14 @@ import os
 import shutil
 import stat
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import nbformat
 
 from grader.errors import InputError
+from grader.files import read_capped
 
 MAX_STAGED_BYTES = 50 * 1024 * 1024
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # parsed in the grader's own process: keep it bounded
@@ -37,24 +38,52 @@ class Notebook:
 
     cells: tuple[str | None, ...]
     sha256: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def assignment(self) -> str | None:
+        """``metadata.grader.assignment``, where the notebook names its assignment."""
+        meta = self.metadata.get("grader")
+        name = meta.get("assignment") if isinstance(meta, dict) else None
+        return str(name) if isinstance(name, str) and name else None
+
+
+def parse(raw: bytes, *, path: Path) -> nbformat.NotebookNode:
+    """nbformat's reading of ``raw``; InputError naming ``path`` when it is not a notebook."""
+    try:
+        nb: nbformat.NotebookNode = nbformat.reads(  # type: ignore[no-untyped-call]
+            raw.decode("utf-8"), as_version=4)
+        return nb
+    except Exception as exc:  # nbformat raises several unrelated types for bad input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a valid notebook ({first})") from None
+
+
+def read_bytes(path: Path) -> bytes:
+    """A notebook file's bytes: never through a link, never more than the size limit."""
+    return read_capped(path, MAX_NOTEBOOK_BYTES, what="notebook", use="graded")
+
+
+def read_node(path: Path) -> nbformat.NotebookNode:
+    """The whole notebook as nbformat has it (for the template builder and similarity)."""
+    return parse(read_bytes(path), path=path)
 
 
 def read_notebook(path: Path) -> Notebook:
     """Parse with nbformat; raise InputError naming the file when it is not a notebook."""
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        raise InputError(f"{path}: is a symbolic link; only a notebook file itself is graded")
-    if st.st_size > MAX_NOTEBOOK_BYTES:
-        raise InputError(f"{path}: notebook of {st.st_size} bytes is larger than the "
-                         f"{MAX_NOTEBOOK_BYTES // 2**20} MiB limit")
-    raw = path.read_bytes()
-    try:
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
-    except Exception as exc:  # nbformat raises several unrelated types for bad input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a valid notebook ({first})") from None
+    raw = read_bytes(path)
+    nb = parse(raw, path=path)
     cells = tuple(c.source if c.cell_type == "code" else None for c in nb.cells)
-    return Notebook(cells, hashlib.sha256(raw).hexdigest())
+    return Notebook(cells, hashlib.sha256(raw).hexdigest(), dict(nb.metadata))
+
+
+def assignment_name(path: Path) -> str:
+    """The assignment a notebook file names in its metadata, else its file name's stem."""
+    try:
+        name = read_notebook(path).assignment
+    except InputError:
+        name = None
+    return name or path.stem
 
 
 def code_cell_number(cells: Sequence[str | None], index: int) -> int:

@@ -28,14 +28,15 @@ def grader_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None =
 @pytest.fixture(scope="session")
 def graded_examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The bundled examples graded once through the library: student -> log."""
-    from grader import batch, spec
-    from grader.session import GradingSession
+    from grader import spec
+    from grader.submission import student_dirs
+    from grader.grading.run import GradingSession
 
     out = tmp_path_factory.mktemp("grades")
     a = spec.find(ROOT, "rnn_and_grad")
     with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=2) as session:
-        results = session.grade(batch.student_dirs(EXAMPLES), jobs=2)
-    return {"out": out, "logs": {r["student"]: r for r in results}}
+        results = session.grade(student_dirs(EXAMPLES), jobs=2)
+    return {"out": out, "logs": {r.log.student: r.log.as_dict() for r in results}}
 
 
 @pytest.fixture()

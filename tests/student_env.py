@@ -16,7 +16,7 @@ import tempfile
 import venv
 from pathlib import Path
 
-from grader import student_package
+from grader.publish import student_package
 from tests.conftest import ROOT
 
 WHEEL = ROOT / "student_template" / student_package.wheel_name()

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat import v4
 
-from grader.build import (
+from grader.publish.template import (
     DEFAULT_KEY,
     Block,
     BuildError,
@@ -311,7 +311,7 @@ def test_shipped_visible_checks_are_fresh_and_hold_no_hidden_check() -> None:
     """student_template/checks/ is what `grader build` writes now, and only visible checks."""
     from rich.console import Console
 
-    from grader.session import build_student_package
+    from grader.publish.bundle import build_student_package
 
     stale = build_student_package(root=ROOT, console=Console(stderr=True), check_only=True)
     assert stale == [], "student_template/ is stale: run `grader build`"
@@ -369,7 +369,7 @@ def test_expected_values_from_another_cpu_are_not_stale(tmp_path: Path) -> None:
         total += n
     assert total > 100
     # The template's wheel was built from those same files on that CPU: rebuild it from them.
-    from grader import student_package
+    from grader.publish import student_package
 
     template = copy / "student_template"
     shipped = {p: p.read_bytes() for p in sorted(template.glob("checks/*/*")) if p.is_file()}

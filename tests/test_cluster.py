@@ -28,8 +28,11 @@ from tests.conftest import EXAMPLES, ROOT, grader_cli
 
 distributed = pytest.importorskip("distributed")
 
-from grader import batch, sandbox, spec, wire  # noqa: E402
-from grader.execute import CellOutcome, Execution, ProbeAnswer  # noqa: E402
+from grader import spec, wire  # noqa: E402
+from grader.sandbox import confine as sandbox  # noqa: E402
+from grader.grading.plan import limits_for, requests_for  # noqa: E402
+from grader.submission import read_notebook, stage, student_dirs  # noqa: E402
+from grader.execution import CellOutcome, Execution, ProbeAnswer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,6 @@ def cluster() -> Iterator[Any]:
 def _comparable(log: dict[str, Any]) -> dict[str, Any]:
     """A log without what may differ from machine to machine: timings, cgroup paths."""
     log = json.loads(json.dumps(log))
-    log.pop("_reused", None)
     log.pop("timings")
     for cell in log["cells"]:
         cell.pop("seconds")
@@ -55,7 +57,7 @@ def _comparable(log: dict[str, Any]) -> dict[str, Any]:
 # -- without a cluster ------------------------------------------------------------------------
 
 def test_dask_is_not_imported_without_a_scheduler() -> None:
-    code = ("import sys, grader.cli, grader.session, grader.batch; "
+    code = ("import sys, grader.cli, grader.grading.run, grader.grading.pipeline; "
             "sys.exit(int(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
@@ -63,13 +65,13 @@ def test_dask_is_not_imported_without_a_scheduler() -> None:
 def test_without_dask_the_cluster_says_what_to_install() -> None:
     code = ("import sys; sys.modules['distributed'] = None\n"
             "from grader.errors import SandboxError\n"
-            "try:\n    import grader.cluster\nexcept SandboxError as e:\n    print(e.exit_code, e)")
+            "try:\n    import grader.sandbox.cluster\nexcept SandboxError as e:\n    print(e.exit_code, e)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "5 grading on a Dask cluster needs Dask: pip install -e '.[cluster]'"
 
 
 def test_execution_round_trips_through_wire_json() -> None:
-    from grader.cluster import execution_from_wire, execution_to_wire
+    from grader.execution import execution_from_wire, execution_to_wire
 
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
     execution = Execution(
@@ -91,7 +93,7 @@ def test_execution_round_trips_through_wire_json() -> None:
 def test_malformed_or_pickled_replies_are_rejected() -> None:
     import pickle
 
-    from grader.cluster import execution_from_wire
+    from grader.execution import execution_from_wire
 
     good = json.loads(_minimal_wire())
     for bad in (pickle.dumps({"cells": []}).decode("latin-1"), "[]",
@@ -103,13 +105,13 @@ def test_malformed_or_pickled_replies_are_rejected() -> None:
 
 
 def _minimal_wire() -> str:
-    from grader.cluster import execution_to_wire
+    from grader.execution import execution_to_wire
 
     return execution_to_wire(Execution((), {}, {}, (), 0.0, 1))
 
 
 def test_staged_files_travel_as_bytes_and_stay_inside(tmp_path: Path) -> None:
-    from grader.cluster import read_files, write_files
+    from grader.sandbox.cluster import read_files, write_files
     from grader.errors import SandboxError
 
     (tmp_path / "a" / "b").mkdir(parents=True)
@@ -148,15 +150,15 @@ def test_unreachable_scheduler_exits_5_before_grading(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_cluster_logs_match_a_local_run(cluster: Any, graded_examples: dict[str, Any],
                                         tmp_path: Path) -> None:
-    from grader.session import GradingSession
+    from grader.grading.run import GradingSession
 
     a = spec.find(ROOT, "rnn_and_grad")
     out = tmp_path / "grades"
     seen: list[str] = []
     with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=1,
                         scheduler=cluster.scheduler_address) as session:
-        results = session.grade(batch.student_dirs(EXAMPLES), jobs=1,
-                                on_done=lambda r: seen.append(r["student"]))
+        results = [g.log.as_dict() for g in session.grade(
+            student_dirs(EXAMPLES), jobs=1, on_done=lambda r: seen.append(r.log.student))]
         assert session._cluster is not None and session._cluster.slots == 2
     local = graded_examples["logs"]
     assert sorted(seen) == sorted(local)
@@ -172,8 +174,8 @@ def test_cluster_logs_match_a_local_run(cluster: Any, graded_examples: dict[str,
     # A rerun reuses every log (the skip cache is the same), without sending a task.
     with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=1,
                         scheduler=cluster.scheduler_address) as session:
-        again = session.grade(batch.student_dirs(EXAMPLES), jobs=1)
-    assert all(r.get("_reused") for r in again) and len(again) == len(results)
+        again = session.grade(student_dirs(EXAMPLES), jobs=1)
+    assert all(r.reused for r in again) and len(again) == len(results)
 
 
 def _walk_floats_and_arrays(value: Any) -> Iterator[Any]:
@@ -191,7 +193,7 @@ def test_tasks_never_carry_expected_values(cluster: Any, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from distributed.protocol.pickle import dumps
 
-    from grader.session import GradingSession
+    from grader.grading.run import GradingSession
 
     sent: list[bytes] = []
     submit, register = distributed.Client.submit, distributed.Client.register_plugin
@@ -212,7 +214,7 @@ def test_tasks_never_carry_expected_values(cluster: Any, tmp_path: Path,
     a = spec.find(ROOT, "rnn_and_grad")
     with GradingSession(root=ROOT, assignment=a, out_dir=tmp_path / "grades", jobs=1,
                         scheduler=cluster.scheduler_address) as session:
-        results = session.grade(batch.student_dirs(subs), jobs=1)
+        results = [g.log.as_dict() for g in session.grade(student_dirs(subs), jobs=1)]
         assert session.ctx is not None
         expected = session.ctx.expected
     assert {r["student"]: r["score"] for r in results} == {
@@ -223,7 +225,7 @@ def test_tasks_never_carry_expected_values(cluster: Any, tmp_path: Path,
     # The inspection sees what a task does carry: the notebook, the probes and their inputs.
     nb = (subs / "full_marks_alt_layout" / a.notebook).read_bytes()
     assert nb in blob and a.probes_source.encode() in blob
-    x = batch.requests_for(a)[a.checks[1].request_key][1]["x"]
+    x = requests_for(a)[a.checks[1].request_key][1]["x"]
     assert json.dumps(wire.encode_value(x)).encode() in blob
 
     hidden = [c for c in a.checks if c.visibility == "hidden" and c.request_key in expected]
@@ -243,7 +245,7 @@ def test_tasks_never_carry_expected_values(cluster: Any, tmp_path: Path,
     assert needles >= 5
     # The reference's solution code, less what a student wrote the same way.
     students = "\n".join(str(c) for d in subs.iterdir()
-                          for c in batch.read_notebook(d / a.notebook).cells)
+                          for c in read_notebook(d / a.notebook).cells)
     solution = [line for line in _solution_lines(ROOT / "reference" / a.notebook)
                 if line not in students]
     assert len(solution) >= 3
@@ -269,14 +271,14 @@ def _solution_lines(reference: Path) -> list[str]:
 
 def test_unconfined_workers_are_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch,
                                                        tmp_path: Path) -> None:
-    from grader.cluster import ClusterExecutor
+    from grader.sandbox.cluster import ClusterExecutor
     from grader.errors import SandboxError
 
     # Workers in this process: they see the patched cgroup set-up, as a machine without it would.
     monkeypatch.setattr(sandbox, "make_cgroups",
                         lambda slot, limits: ([], {"cgroups": "off: not available (test)"}))
     a = spec.find(ROOT, "rnn_and_grad")
-    limits = batch.limits_for(a)
+    limits = limits_for(a)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   protocol="tcp://", host="127.0.0.1", dashboard_address=None,
                                   silence_logs=logging.ERROR) as lc:
@@ -289,12 +291,12 @@ def test_unconfined_workers_are_refused_unless_allowed(monkeypatch: pytest.Monke
         with ClusterExecutor(scheduler=lc.scheduler_address, limits=limits,
                              allow_unconfined=True) as executor:
             assert executor.slots == 1
-            workdir = batch.stage(EXAMPLES / "full_marks_alt_layout")
+            workdir = stage(EXAMPLES / "full_marks_alt_layout")
             try:
-                nb = batch.read_notebook(workdir / a.notebook)
+                nb = read_notebook(workdir / a.notebook)
                 execution = executor.run(workdir=workdir, cells=list(nb.cells),
                                          probes_source=a.probes_source,
-                                         requests=batch.requests_for(a))
+                                         requests=requests_for(a))
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
     assert execution.protections["cgroups"].startswith("off")
@@ -303,7 +305,7 @@ def test_unconfined_workers_are_refused_unless_allowed(monkeypatch: pytest.Monke
 
 @pytest.mark.slow
 def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: Path) -> None:
-    from grader.session import GradingSession
+    from grader.grading.run import GradingSession
 
     # Students that take a couple of seconds each, so both workers are busy when one dies.
     subs = tmp_path / "subs"
@@ -317,8 +319,8 @@ def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: 
     try:
         pids = client.run(os.getpid)
 
-        def on_done(result: dict[str, Any]) -> None:
-            done.append(result["student"])
+        def on_done(result: Any) -> None:
+            done.append(result.log.student)
             if killed:
                 return
             # Kill (SIGKILL) a worker that is running a task right now; its nanny restarts it.
@@ -331,7 +333,8 @@ def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: 
 
         with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=1,
                             scheduler=cluster.scheduler_address) as session:
-            results = session.grade(batch.student_dirs(subs), jobs=1, on_done=on_done)
+            results = [g.log.as_dict() for g in session.grade(student_dirs(subs), jobs=1,
+                                                              on_done=on_done)]
         assert killed, "no worker was busy to be killed"
         assert sorted(done) == students  # each result reported once
         assert sorted(r["student"] for r in results) == students
@@ -345,9 +348,9 @@ def test_worker_killed_mid_batch_every_log_written_once(cluster: Any, tmp_path: 
         assert len([e for e in story if e[2] == "processing"]) >= 2, story
         client.wait_for_workers(2, timeout=60)
         # The next run's start on that machine removes what the killed worker left behind.
-        from grader.cluster import ClusterExecutor
+        from grader.sandbox.cluster import ClusterExecutor
 
-        with ClusterExecutor(scheduler=cluster.scheduler_address, limits=batch.limits_for(a)):
+        with ClusterExecutor(scheduler=cluster.scheduler_address, limits=limits_for(a)):
             left = [p for p in Path("/sys/fs/cgroup").glob(f"**/grader-{killed['pid']}-*")]
         assert left == []
     finally:
@@ -361,7 +364,7 @@ def _warm_pid(name: str, dask_worker: Any) -> int:
 
 @pytest.mark.slow
 def test_a_dead_warm_worker_is_replaced_and_its_task_retried(cluster: Any, tmp_path: Path) -> None:
-    from grader.session import GradingSession
+    from grader.grading.run import GradingSession
 
     subs = tmp_path / "subs"
     students = [f"student{k:02d}" for k in range(4)]
@@ -374,13 +377,14 @@ def test_a_dead_warm_worker_is_replaced_and_its_task_retried(cluster: Any, tmp_p
         name, client = session._cluster.plugin_name, session._cluster.client
         before = client.run(_warm_pid, name)
 
-        def on_done(result: dict[str, Any]) -> None:
+        def on_done(result: Any) -> None:
             if not killed:  # the other worker is mid-task: kill the grading process under it
                 for pid in before.values():
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
 
-        results = session.grade(batch.student_dirs(subs), jobs=1, on_done=on_done)
+        results = [g.log.as_dict() for g in session.grade(student_dirs(subs), jobs=1,
+                                                          on_done=on_done)]
         after = client.run(_warm_pid, name)
     assert killed
     assert set(after.values()).isdisjoint(before.values())  # replaced on every worker

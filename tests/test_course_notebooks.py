@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from grader import batch, spec
-from grader.session import GradingSession
+from grader import spec
+from grader.submission import student_dirs
+from grader.grading.run import GradingSession
 from tests.conftest import ROOT
 
 SCENARIOS = ROOT / "tests" / "scenarios" / "rnn_and_grad"
@@ -39,8 +40,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]
     out = tmp_path_factory.mktemp("course_grades")
     a = spec.find(ROOT, "rnn_and_grad")
     with GradingSession(root=ROOT, assignment=a, out_dir=out, jobs=2) as session:
-        results = session.grade(batch.student_dirs(SCENARIOS), jobs=2)
-    return {r["student"]: r for r in results}
+        results = session.grade(student_dirs(SCENARIOS), jobs=2)
+    return {r.log.student: r.log.as_dict() for r in results}
 
 
 def test_a_correct_colab_style_notebook_gets_full_marks_and_no_error(graded: dict[str, Any]) -> None:
@@ -68,8 +69,8 @@ def test_an_untouched_course_stub_scores_zero_and_says_not_implemented(graded: d
 
 
 def test_a_missing_name_is_traced_to_the_cell_that_defines_it(tmp_path: Path) -> None:
-    from grader.execute import CellOutcome, Execution, ProbeAnswer
-    from grader.grade import _failure
+    from grader.execution import CellOutcome, Execution, ProbeAnswer
+    from grader.grading.score import _failure
 
     cells = ["!pip install ipympl", None, "import torch\nclass RNNLayer(torch.nn.Module):\n    pass",
              "import tqdm_missing"]
@@ -108,13 +109,13 @@ def test_scores_do_not_depend_on_machine_load(tmp_path: Path) -> None:
                         force=True) as session:
         for _ in range(2):
             scores.append([(r["student"], r["score"], [c["score"] for c in r["checks"]])
-                           for r in sorted(session.grade([subs / "copy0"], jobs=1),
+                           for r in sorted((g.log.as_dict() for g in session.grade([subs / "copy0"], jobs=1)),
                                            key=lambda r: str(r["student"]))])
         hogs = [multiprocessing.Process(target=_hog, args=(600,)) for _ in range(2)]
         for h in hogs:
             h.start()
         try:
-            loaded = sorted(session.grade(batch.student_dirs(subs), jobs=2),
+            loaded = sorted((g.log.as_dict() for g in session.grade(student_dirs(subs), jobs=2)),
                             key=lambda r: str(r["student"]))
         finally:
             for h in hogs:

@@ -11,7 +11,7 @@ import pytest
 
 from grader import data, spec
 from grader.errors import InputError
-from grader.grade import accuracy_points
+from grader.grading.score import accuracy_points
 from tests.conftest import NAMES_DATA, ROOT
 
 
@@ -121,7 +121,7 @@ def test_accuracy_score_edges(accuracy: float, points: float) -> None:
 
 
 def test_accuracy_maps_the_notebooks_category_order() -> None:
-    from grader.grade import _accuracy
+    from grader.grading.score import _accuracy
 
     check = next(c for c in spec.find(ROOT, "rnn_last_name").checks if c.kind == "accuracy")
     truth = {"labels": np.array([0, 1, 1, 2]), "categories": ["A", "B", "C"]}

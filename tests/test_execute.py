@@ -7,8 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from grader.execute import Worker
-from grader.sandbox import Limits
+from grader.sandbox.local import Worker
+from grader.execution import Limits
 
 PROBES = "def get(ns, *, name):\n    return {'value': ns[name]}\n"
 

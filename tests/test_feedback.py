@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from grader import feedback
+from grader.reports import feedback
 from tests.conftest import EXAMPLES, ROOT, grader_cli
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from grader import gradescope
+from grader.publish import gradescope
 from tests.conftest import EXAMPLES, NAMES_DATA, ROOT, grader_cli
 
 LOG: dict[str, Any] = {

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from grader import batch, data, spec
-from grader.session import GradingSession
+from grader import data, spec
+from grader.submission import student_dirs
+from grader.grading.run import GradingSession
 from tests.conftest import NAMES_DATA, ROOT
 
 pytestmark = pytest.mark.slow
@@ -31,8 +32,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     a = dataclasses.replace(spec.find(ROOT, "rnn_last_name"), cell_seconds=30)
     with GradingSession(root=ROOT, assignment=a, out_dir=base / "grades", data_dir=NAMES_DATA,
                         jobs=2) as s:
-        results = s.grade(batch.student_dirs(submissions), jobs=2)
-    return {r["student"]: r for r in results}
+        results = s.grade(student_dirs(submissions), jobs=2)
+    return {r.log.student: r.log.as_dict() for r in results}
 
 
 def checks(log: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -225,7 +225,7 @@ def _compare_logs(cli: dict[str, Any], live: dict[str, Any]) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("student", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
 def test_agrees_with_grader_check_on_every_example(student: str) -> None:
-    from grader.session import self_check
+    from grader.grading.selfcheck import self_check
 
     notebook = EXAMPLES / student / "rnn_and_grad.ipynb"
     cli = self_check(notebook=notebook, checks_dir=RNN_BUNDLE, root=None)

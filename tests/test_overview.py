@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from grader import overview
+from grader.reports import class_report as overview
 from grader.errors import InputError
 from tests.conftest import grader_cli
 

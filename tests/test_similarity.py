@@ -20,8 +20,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import similarity, similarity_page, spec
-from grader.build import notebook_text, read_notebook, write_text_atomic
+from grader import spec
+from grader.reports import similarity, similarity_page
+from grader.publish.template import notebook_text, read_notebook, write_text_atomic
 from tests.conftest import ROOT, grader_cli
 from tests.scenarios.make_similarity import COPIES
 from tests.test_feedback import chromium, console_errors, needs_chromium
@@ -197,7 +198,7 @@ def test_winnowing_finds_every_long_enough_shared_run() -> None:
 
 
 def test_fingerprints_do_not_depend_on_the_hash_seed() -> None:
-    code = ("from grader import similarity\n"
+    code = ("from grader.reports import similarity\n"
             "print(similarity.fingerprints('for V in range ( V ) : V . append ( V ) ;'.split()))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grader import student_package
+from grader.publish import student_package
 from tests.conftest import EXAMPLES, ROOT
 from tests.student_env import clean_env, student_python
 

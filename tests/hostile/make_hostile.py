@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from cases import CASES  # noqa: E402
 
-from grader.build import make_template, notebook_text, read_notebook, replace_blocks, solution_blocks  # noqa: E402
+from grader.publish.template import make_template, notebook_text, read_notebook, replace_blocks, solution_blocks  # noqa: E402
 
 
 def build(name: str) -> nbformat.NotebookNode:

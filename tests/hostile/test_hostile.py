@@ -81,9 +81,9 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from grader import batch as batch_mod
+    from grader.submission import student_dirs
     from grader import spec
-    from grader.session import GradingSession
+    from grader.grading.run import GradingSession
 
     base = tmp_path_factory.mktemp("hostile")
     submissions, grades = base / "submissions", base / "grades"
@@ -114,15 +114,15 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         # 4x that, short for the cases that only it can stop.
         a = dataclasses.replace(spec.find(ROOT, "rnn_and_grad"), cell_seconds=4.0)
         with GradingSession(root=ROOT, assignment=a, out_dir=grades, jobs=2) as session:
-            results = session.grade(batch_mod.student_dirs(submissions), jobs=2)
+            results = session.grade(student_dirs(submissions), jobs=2)
     finally:
         os.environ.pop("GRADER_TEST_SECRET", None)
         listener.close()
     time.sleep(0.5)
     strays = {pid: cmd for pid, cmd in _processes().items()
               if pid not in before and pid != os.getpid() and MARKER in cmd or
-              (pid not in before and "grader.worker" in cmd)}
-    return {"logs": {r["student"]: r for r in results}, "grades": grades, "canary": canary,
+              (pid not in before and "grader.sandbox.worker" in cmd)}
+    return {"logs": {r.log.student: r.log.as_dict() for r in results}, "grades": grades, "canary": canary,
             "connections": listener.connections, "strays": strays, "classmate": classmate,
             "submissions": submissions, "protected": protected,
             "seconds": time.perf_counter() - started}

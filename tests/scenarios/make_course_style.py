@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from grader.build import notebook_text, read_notebook, replace_blocks, write_text_atomic  # noqa: E402
+from grader.publish.template import notebook_text, read_notebook, replace_blocks, write_text_atomic  # noqa: E402
 
 OUT = ROOT / "tests" / "scenarios" / "rnn_and_grad"
 SOURCE = "reference/rnn_and_grad.ipynb"

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from grader.build import (  # noqa: E402
+from grader.publish.template import (  # noqa: E402
     make_template,
     notebook_text,
     read_notebook,

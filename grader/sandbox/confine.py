@@ -23,11 +23,11 @@ import ctypes.util
 import os
 import resource
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-Report = dict[str, str]
+from grader.execution import Limits, Protections
+
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -42,21 +42,6 @@ MS_PRIVATE = 1 << 18
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits for one submission. Times in seconds, sizes in MiB."""
-
-    cell_seconds: float = 60.0  # CPU seconds, as are the notebook's and a probe's
-    notebook_seconds: float = 300.0
-    probe_seconds: float = 10.0
-    cpu_seconds: int = 600  # RLIMIT_CPU: the last resort, above every budget (batch.limits_for)
-    threads: int = 1  # torch/OpenMP threads in the sandbox
-    memory_mb: int = 3072
-    max_processes: int = 64
-    file_mb: int = 64
-    output_kb: int = 64
 
 
 def _errno_message() -> str:
@@ -83,7 +68,7 @@ def cgroup_roots() -> dict[str, Path]:
     return roots
 
 
-def make_cgroups(slot: str, limits: Limits) -> tuple[list[Path], Report]:
+def make_cgroups(slot: str, limits: Limits) -> tuple[list[Path], Protections]:
     """Create the cgroups a slot's submissions run in; returns their paths and a report."""
     roots = cgroup_roots()
     paths: list[Path] = []
@@ -152,7 +137,7 @@ def remove_cgroups(paths: Iterable[Path]) -> None:
 
 # -- namespaces ----------------------------------------------------------------------------------
 
-def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Report:
+def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Protections:
     """In the holder: unshare everything; the first child becomes the namespace's init."""
     flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
     if _libc.unshare(flags) != 0:
@@ -171,7 +156,7 @@ def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Report:
             "mount namespace": "on"}
 
 
-def finish_namespaces(report: Report) -> Report:
+def finish_namespaces(report: Protections) -> Protections:
     """In the runner, inside the namespaces: private mounts and a /proc of our own."""
     if not report.get("mount namespace", "").startswith("on"):
         report["private /proc"] = "off: no mount namespace"
@@ -199,7 +184,7 @@ def _vm_size_bytes() -> int:
     return 0
 
 
-def apply_rlimits(limits: Limits, report: Report) -> Report:
+def apply_rlimits(limits: Limits, report: Protections) -> Protections:
     """Per-process caps. The address-space cap sits on top of what the warm parent already maps."""
     mib = 1024 * 1024
     settings = {
@@ -246,7 +231,7 @@ def landlock_abi() -> int:
     return max(abi, 0)
 
 
-def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Report) -> Report:
+def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protections) -> Protections:
     """Allow reading only ``read`` and writing only ``write``; deny TCP and outside signals."""
     abi = landlock_abi()
     if abi < 1:
@@ -317,7 +302,3 @@ def scrubbed_environment(home: str) -> dict[str, str]:
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-
-
-def protections_off(report: Report) -> list[str]:
-    return sorted(name for name, state in report.items() if state.startswith("off"))

@@ -37,6 +37,8 @@ from pathlib import Path
 import nbformat
 
 from grader.errors import BuildError
+from grader.files import atomic_write_text
+from grader.submission import read_node as read_notebook
 
 __all__ = [
     "DEFAULT_KEY",
@@ -321,14 +323,6 @@ def replace_blocks(
     return _rewrite(nb, source_name=source_name, replacement=table, template=False)
 
 
-def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read a notebook file as nbformat version 4."""
-    nb: nbformat.NotebookNode = nbformat.reads(  # type: ignore[no-untyped-call]
-        path.read_text(encoding="utf-8"), as_version=4
-    )
-    return nb
-
-
 def notebook_text(nb: nbformat.NotebookNode) -> str:
     """The canonical file text of a notebook (nbformat 4, trailing newline)."""
     text: str = nbformat.writes(nb, version=4)  # type: ignore[no-untyped-call]
@@ -336,27 +330,8 @@ def notebook_text(nb: nbformat.NotebookNode) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8, no newline translation) to ``path`` via a temp file and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file 0600: keep the mode of the file replaced, else rw-r--r--.
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """A file students get: readable by all where it is new, else its mode kept."""
+    atomic_write_text(path, text, new_mode=0o644)
 
 
 def _reference_notebooks(reference_dir: Path) -> list[Path]:

@@ -1,6 +1,6 @@
 """The warm worker ("zygote") and the sandboxed processes it forks.
 
-The grader starts ``python -m grader.worker FD`` with a scrubbed environment. The worker imports
+The grader starts ``python -m grader.sandbox.worker FD`` with a scrubbed environment. The worker imports
 torch, numpy, matplotlib and IPython once, then waits for ``spawn`` requests on its control
 socket. It never receives a reference solution, an expected value or a notebook's content: only
 the path of a staged temporary folder and, as an attached file descriptor, the socket the
@@ -36,7 +36,9 @@ import traceback
 import types
 from typing import Any
 
-from grader import sandbox, wire
+from grader import wire
+from grader.execution import Limits, Protections
+from grader.sandbox import confine
 
 _PRELOADED: dict[str, Any] = {}
 # Small figures at screen resolution; zlib's fastest level: the drawing, not the encoding,
@@ -59,7 +61,7 @@ def preload() -> None:
     from traitlets.config import Config
 
     import grader.probelib  # noqa: F401  (probes import it after Landlock is on)
-    import grader.runtime  # noqa: F401  (installed in each runner, after the fork)
+    import grader.sandbox.runtime  # noqa: F401  (installed in each runner, after the fork)
 
     sleep = shutil.which("sleep")
     if sleep is None:
@@ -175,7 +177,7 @@ def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
             except OSError:
                 pass
         if request.get("confine", True):
-            report = sandbox.enter_namespaces(outer_uid=os.getuid(), outer_gid=os.getgid())
+            report = confine.enter_namespaces(outer_uid=os.getuid(), outer_gid=os.getgid())
         else:
             report = {"everything": "off: unconfined (benchmark)"}
         if report.get("pid namespace") == "on":
@@ -245,13 +247,13 @@ class _CappedText(io.TextIOBase):
         return text
 
 
-def _runner(sock: socket.socket, request: dict[str, Any], report: sandbox.Report) -> None:
+def _runner(sock: socket.socket, request: dict[str, Any], report: Protections) -> None:
     code = 0
     try:
-        sandbox.die_with_parent()
+        confine.die_with_parent()
         os.setsid()  # its own session and process group, inside the sandbox
         if request.get("confine", True):
-            report = sandbox.finish_namespaces(report)
+            report = confine.finish_namespaces(report)
         code = _run_session(sock, request, report)
     except BaseException:  # the channel broke or the student broke the runtime: just die
         code = 71
@@ -259,9 +261,9 @@ def _runner(sock: socket.socket, request: dict[str, Any], report: sandbox.Report
         os._exit(code)
 
 
-def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.Report) -> int:
+def _run_session(sock: socket.socket, request: dict[str, Any], report: Protections) -> int:
     workdir = request["workdir"]
-    limits = sandbox.Limits(**request["limits"])
+    limits = Limits(**request["limits"])
     if not request.get("cgroups"):
         # No cgroup caps the sandbox's total memory, only each process's: keep the product small.
         limits = dataclasses.replace(limits, max_processes=min(limits.max_processes, 6))
@@ -278,14 +280,14 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
     os.register_at_fork(after_in_child=forked_child)
     os.chdir(workdir)
     os.environ.clear()
-    os.environ.update(sandbox.scrubbed_environment(workdir))
+    os.environ.update(confine.scrubbed_environment(workdir))
     for stream_fd in (0, 1, 2):
         null = os.open(os.devnull, os.O_RDWR)
         os.dup2(null, stream_fd)
         os.close(null)
     if request.get("confine", True):
-        report = sandbox.apply_rlimits(limits, report)
-        report = sandbox.apply_landlock(read=sandbox.runtime_read_paths() + [workdir],
+        report = confine.apply_rlimits(limits, report)
+        report = confine.apply_landlock(read=confine.runtime_read_paths() + [workdir],
                                         write=[workdir, "/dev/null"], report=report)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     wire.send(sock, {"type": "hello", "protections": report})
@@ -298,7 +300,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
     numbers: list[int] = list(order.get("numbers") or range(1, len(cells) + 1))
     out = _CappedText(limits.output_kb * 1024)
     shell = _new_shell(out)
-    from grader import runtime
+    from grader.sandbox import runtime
 
     runtime.install(shell)
 
@@ -371,7 +373,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: sandbox.R
 
 
 def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], nonce: str,
-            limits: sandbox.Limits, out: _CappedText) -> dict[str, Any]:
+            limits: Limits, out: _CappedText) -> dict[str, Any]:
     from grader import probelib
 
     reply: dict[str, Any] = {"type": "probe", "id": item["id"], "nonce": nonce}

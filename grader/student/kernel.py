@@ -19,8 +19,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader import wire
-from grader.execute import CellOutcome, Execution, ProbeAnswer
-from grader.sandbox import Limits
+from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer
 
 _MIME = "application/x-grader-probes+json"
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, Iterable
 
 
-from grader import report
+from grader import logfile
+from grader.files import atomic_write_text
+from grader.logfile import SubmissionLog
 
 PAGE_NAME = "feedback.html"
-# Figure names are written by the grader itself (batch._cells); anything else in a log is ignored
+# Figure names are written by the grader itself (grading.pipeline._cells); anything else in a log is ignored
 # rather than read, so a tampered log cannot inline arbitrary files.
 _FIGURE_NAME = re.compile(r"figures/cell-\d+-\d+\.png")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -107,9 +109,10 @@ def _check_html(c: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def render_page(log: dict[str, Any], log_dir: Path, *, titles: dict[str, str] | None = None,
+def render_page(entry: SubmissionLog, log_dir: Path, *, titles: dict[str, str] | None = None,
                 visible_only: bool = False) -> str:
     """The whole page as one HTML string; ``log_dir`` holds the log's ``figures/``."""
+    log = entry.as_dict()
     titles = titles or {}
     score, max_score = float(log.get("score", 0)), float(log.get("max_score", 0))
     pct = 100.0 * score / max_score if max_score > 0 else 0.0
@@ -164,17 +167,17 @@ def render_page(log: dict[str, Any], log_dir: Path, *, titles: dict[str, str] | 
             f"<style>{_CSS}</style></head>\n<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n")
 
 
-def write_page(log: dict[str, Any], log_dir: Path, **kwargs: Any) -> Path:
+def write_page(log: SubmissionLog, log_dir: Path, **kwargs: Any) -> Path:
     path = log_dir / PAGE_NAME
-    report.atomic_write(path, render_page(log, log_dir, **kwargs).encode("utf-8"))
+    atomic_write_text(path, render_page(log, log_dir, **kwargs))
     return path
 
 
-def write_pages(out_dir: Path, logs: Iterable[dict[str, Any]], *,
+def write_pages(out_dir: Path, logs: Iterable[SubmissionLog], *,
                 titles: dict[str, str] | None = None) -> list[Path]:
     """A page beside each student's log under ``out_dir`` (what ``grader run`` calls)."""
-    return [write_page(log, out_dir / str(log["student"]), titles=titles) for log in logs
-            if (out_dir / str(log["student"]) / report.LOG_NAME).is_file()]
+    return [write_page(log, out_dir / log.student, titles=titles) for log in logs
+            if (out_dir / log.student / logfile.LOG_NAME).is_file()]
 
 
 # -- markdown, for CI summaries --------------------------------------------------------------
@@ -191,8 +194,9 @@ def md(text: object, limit: int = 200) -> str:
     return _MD_SPECIAL.sub(r"\\\1", s)
 
 
-def markdown_summary(log: dict[str, Any], *, visible_only: bool = False) -> str:
+def markdown_summary(entry: SubmissionLog, *, visible_only: bool = False) -> str:
     """The score line, a table of checks and the errors, as GitHub renders in a job summary."""
+    log = entry.as_dict()
     note = " (visible checks only)" if visible_only else ""
     lines = [f"### {md(log['assignment'])}: {_num(log['score'])} / {_num(log['max_score'])} points{note}",
              "", "| question | check | result | points |", "|---|---|---|---|"]

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import grader
-from grader import batch, spec
+from grader import spec
 from grader.errors import InputError
+from grader.logfile import SubmissionLog
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 STATUSES = ("passed", "failed")
@@ -48,13 +49,14 @@ def student_text(text: str) -> str:
     return _TEMP_PATH.sub("", text)
 
 
-def results_json(log: dict[str, Any]) -> dict[str, Any]:
+def results_json(entry: SubmissionLog) -> dict[str, Any]:
     """Gradescope's results.json for one submission log.
 
     Hidden checks say only "hidden check" and are shown, points included, once grades are
     published (``after_published``), as the course's own hidden tests were. Until then nothing a
     student sees counts them: Gradescope totals the visible tests only, and so does ``output``.
     """
+    log = entry.as_dict()
     tests: list[dict[str, Any]] = []
     per_question: dict[str, int] = {}
     for c in log.get("checks", []):
@@ -256,24 +258,24 @@ def _source_root() -> Path:
 
 def build_zip(a: spec.Assignment, *, root: Path, data_dir: Path | None) -> bytes:
     """The autograder zip for ``a``: scripts, checks (hidden ones too), grader source, data."""
-    from grader.execute import Worker
-    from grader.session import checks_bundle
+    from grader import datasets
+    from grader.grading.plan import limits_for
+    from grader.publish.bundle import checks_bundle
+    from grader.sandbox.local import Worker
 
     data_folder = None
     if a.data is not None:
-        from grader import data as data_mod
-
-        data_folder = data_mod.locate(a, data_dir)
+        data_folder = datasets.locate(a, data_dir)
     dest = Path("checks")
-    with Worker(limits=batch.limits_for(a)) as worker:
-        checks = checks_bundle(a, root=root, dest=dest, worker=worker, data_dir=data_folder,
+    with Worker(limits=limits_for(a)) as worker:
+        checks = checks_bundle(a, root=root, dest=dest, executor=worker, data_dir=data_folder,
                                include_hidden=True)
     return write_zip(bundle_files(a, checks=checks, checks_dest=dest, data_folder=data_folder))
 
 
 def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: Path,
                  data_folder: Path | None) -> dict[str, bytes]:
-    """Zip member name -> content. ``checks`` is ``session.checks_bundle``'s output."""
+    """Zip member name -> content. ``checks`` is ``publish.bundle.checks_bundle``'s output."""
     files: dict[str, bytes] = {
         "setup.sh": SETUP_SH.encode(),
         "run_autograder": RUN_AUTOGRADER.encode(),
@@ -284,8 +286,9 @@ def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: 
     for name in ("pyproject.toml", "README.md", "LICENSE"):  # pyproject's license-files
         if (src / name).is_file():
             files[f"grader_src/{name}"] = (src / name).read_bytes()
-    for py in sorted((src / "grader").glob("*.py")):
-        files[f"grader_src/grader/{py.name}"] = py.read_bytes()
+    for py in sorted((src / "grader").rglob("*.py")):
+        if "__pycache__" not in py.parts:
+            files[f"grader_src/grader/{py.relative_to(src / 'grader').as_posix()}"] = py.read_bytes()
     if data_folder is not None:
         if not data_folder.is_dir():
             raise InputError(f"{data_folder}: no such data folder")

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader import sandbox, wire
+from grader import wire
+from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer, Requests
+from grader.sandbox import confine as sandbox
 from grader.errors import SandboxError
 from grader.submission import code_cell_number
 
@@ -36,41 +38,6 @@ GRACE_SECONDS = 3.0
 WALL_FACTOR = 4.0
 START_SECONDS = 30.0  # for a sandbox to report in: generous, a loaded machine forks slowly
 MAX_ATTEMPTS = 4
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    index: int
-    status: str  # ok | error | timeout | killed | skipped | not_run
-    seconds: float = 0.0
-    error: dict[str, str] | None = None
-    stdout: str = ""
-    figures: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ProbeAnswer:
-    ok: bool
-    value: Any = None
-    error: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Execution:
-    cells: tuple[CellOutcome, ...]
-    answers: dict[str, ProbeAnswer]
-    protections: dict[str, str]
-    events: tuple[str, ...]
-    seconds: float
-    attempts: int
-    # What the notebook's runtime did in place of what it asked for (grader.runtime): said in
-    # the log, never an error.
-    notes: tuple[str, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        """Every cell ran to its end (errors count as run; timeouts and kills do not)."""
-        return all(c.status in ("ok", "error") for c in self.cells)
 
 
 @dataclass
@@ -89,12 +56,12 @@ class Worker:
     """One warm worker process serving up to ``slots`` submissions at once.
 
     Every sandbox is forked from the same warm process, so one worker serves any number of
-    slots (see batch.run_parallel). Each slot has cgroups of its own, so one submission's
+    slots (see grading.run.run_parallel). Each slot has cgroups of its own, so one submission's
     memory or process bomb never touches its neighbour.
     Thread-safe: call ``run`` from up to ``slots`` threads. Use as a context manager.
     """
 
-    def __init__(self, *, limits: sandbox.Limits, slots: int = 1, confine: bool = True) -> None:
+    def __init__(self, *, limits: Limits, slots: int = 1, confine: bool = True) -> None:
         """``confine=False`` runs without any protection: only for measuring what it costs."""
         self.limits = limits
         self.confine = confine
@@ -124,7 +91,7 @@ class Worker:
         # submission's own environment is replaced (worker._run_session), so it never sees this.
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", str(child.fileno())],
+            [sys.executable, "-m", "grader.sandbox.worker", str(child.fileno())],
             pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self._home,
         )
@@ -208,7 +175,7 @@ class Worker:
     # -- public entry point ------------------------------------------------------------------
 
     def run(self, *, workdir: Path, cells: list[str | None], probes_source: str,
-            requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution:
+            requests: Requests) -> Execution:
         """Execute the code ``cells`` (None marks a markdown cell) in ``workdir``, then ask each
         probe request; around a hang or a crash, run again without the culprit."""
         cgroups = self._free.get()
@@ -218,7 +185,7 @@ class Worker:
             self._free.put(cgroups)
 
     def _run(self, workdir: Path, cells: list[str | None], probes_source: str,
-             requests: dict[str, tuple[str, dict[str, Any]]], cgroups: list[Path]) -> Execution:
+             requests: Requests, cgroups: list[Path]) -> Execution:
         started = time.perf_counter()
         code_cells = [i for i, c in enumerate(cells) if c is not None]
         not_code = {i for i, c in enumerate(cells) if c is None}
@@ -260,7 +227,7 @@ class Worker:
     # -- one sandboxed process tree ------------------------------------------------------------
 
     def _session(self, workdir: Path, cells: list[str | None], skip: set[int], probes_source: str,
-                 requests: dict[str, tuple[str, dict[str, Any]]], cgroups: list[Path]) -> _Session:
+                 requests: Requests, cgroups: list[Path]) -> _Session:
         s = _Session()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # The longest this sandbox may legitimately live (start-up waits included): its init

@@ -28,8 +28,10 @@ DIST_NAME = "grader-checks"
 # The modules a student needs, by name. Every import they make at module level must work on
 # macOS and Windows (tests/test_notebook_checks.py checks grader.notebook's; the fresh-venv test
 # in tests/test_student_package.py installs this list and runs it).
-MODULES = ("__init__", "errors", "compare", "wire", "spec", "probelib", "grade", "notebook",
-           "submission", "report", "feedback")
+MODULES = ("__init__", "errors", "compare", "wire", "spec", "probelib", "execution", "files",
+           "logfile", "submission", "notebook", "grading/__init__", "grading/score",
+           "student/__init__", "student/checks", "student/kernel", "reports/__init__",
+           "reports/feedback")
 REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1")
 # For grader-check (runs the notebook file in a kernel); Jupyter and Colab have these already.
 CLI_REQUIRES = ("nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29")
@@ -67,7 +69,7 @@ def files(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
             out[f"grader/checks/{name}/{filename}"] = content
     info = f"{DIST_NAME.replace('-', '_')}-{version}.dist-info"
     out[f"{info}/METADATA"] = _metadata(version).encode()
-    out[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: grader.student_package\n"
+    out[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: grader.publish.student_package\n"
                             b"Root-Is-Purelib: true\nTag: py3-none-any\n")
     out[f"{info}/entry_points.txt"] = b"[console_scripts]\ngrader-check = grader.notebook:main\n"
     out[f"{info}/top_level.txt"] = b"grader\n"

@@ -204,7 +204,7 @@ def prepare(assignment: Assignment, data_dir: Path | None, *, missing_ok: bool =
     fingerprint = hashlib.sha256(repr((sorted(data.items()), spec.holdout_salt,
                                        spec.holdout_fraction)).encode()).hexdigest()[:16]
     prepared = Prepared(folder, visible, held, fingerprint,
-                        stage_as=str(assignment.extra.get("stage_data_as", "data/names")))
+                        stage_as=spec.stage_as)
     for check in assignment.checks:
         if check.kind == "accuracy":
             prepared.probe_args[check.request_key] = {"names": [n for n, _ in held]}

@@ -14,8 +14,8 @@ import io
 from html import escape
 from pathlib import Path
 
-from grader.build import write_text_atomic
-from grader.similarity import OTHER, Cell, Document, Pair, Report
+from grader.publish.template import write_text_atomic
+from grader.reports.similarity import OTHER, Cell, Document, Pair, SimilarityReport
 
 PAGE_NAME = "similarity.html"
 CSV_NAME = "similarity.csv"
@@ -89,7 +89,7 @@ def _column(doc: Document, positions: list[int], marks: dict[tuple[int, int], fl
     return f"<div><h4>{label}</h4>{body}</div>"
 
 
-def _sections(report: Report, p: Pair) -> list[str]:
+def _sections(report: SimilarityReport, p: Pair) -> list[str]:
     order = {q: i for i, q in enumerate((*report.questions, OTHER))}
     out = []
     for q in sorted(p.by_question, key=lambda q: order.get(q, len(order))):
@@ -104,7 +104,7 @@ def _sections(report: Report, p: Pair) -> list[str]:
     return out
 
 
-def render(report: Report) -> str:
+def render(report: SimilarityReport) -> str:
     students = report.students
     with_code = sum(1 for d in students if d.cells)
     corpus = len(report.documents) - len(students)
@@ -157,7 +157,7 @@ class; see docs/similarity.md for what is compared and its limits.</footer>
 """
 
 
-def csv_text(report: Report) -> str:
+def csv_text(report: SimilarityReport) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["rank", "a", "b", "kind", "score", "shared_lines_a", "shared_lines_b",
@@ -171,7 +171,7 @@ def csv_text(report: Report) -> str:
     return buf.getvalue()
 
 
-def write_outputs(report: Report, *, out_dir: Path) -> list[Path]:
+def write_outputs(report: SimilarityReport, *, out_dir: Path) -> list[Path]:
     """Write ``similarity.csv`` and ``similarity.html`` into ``out_dir``; return their paths."""
     written = [out_dir / CSV_NAME, out_dir / PAGE_NAME]
     write_text_atomic(written[0], csv_text(report))

@@ -24,13 +24,14 @@ import nbformat
 import numpy as np
 
 from grader.errors import InputError
+from grader.files import read_capped
+from grader.submission import MAX_NOTEBOOK_BYTES, choose_notebook, read_node
 
 K = 10  # tokens per k-gram: about one line of code
 WINDOW = 4  # so any shared run of K + WINDOW - 1 = 13 normalised tokens yields a shared fingerprint
 MIN_SCORE = 20.0  # about 50 tokens (four or five lines) of code nobody else in the class wrote
 MIN_FRAGMENT = 5  # own code shorter than this (tokens) in a cell is not fingerprinted at all
 OTHER = "other"
-MAX_NOTEBOOK_BYTES = 20 * 2**20  # the limit batch.py applies before it parses a notebook
 _KEEP = frozenset({"self", "cls"})
 _MAGIC = re.compile(r"^\s*[%!]")
 _FALLBACK = re.compile(
@@ -101,7 +102,7 @@ class Pair:
 
 
 @dataclass(frozen=True)
-class Report:
+class SimilarityReport:
     assignment: str
     questions: tuple[str, ...]
     titles: dict[str, str]
@@ -263,17 +264,14 @@ class Template:
 
 def read_document(path: Path, *, name: str, template: Template, corpus: str = "") -> Document:
     """A notebook (or, in a corpus, a .py file) reduced to its author's own code."""
-    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-        raise InputError(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    cells: Sequence[Mapping[str, Any]] = [{"cell_type": "code", "source": text}]
-    if path.suffix != ".py":
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cells = nbformat.reads(text, as_version=4).cells  # type: ignore[no-untyped-call]
-        except Exception as exc:  # any unreadable notebook is reported, not fatal
-            raise InputError(f"{path}: not a readable notebook ({type(exc).__name__})") from exc
+    cells: Sequence[Mapping[str, Any]]
+    if path.suffix == ".py":
+        text = read_capped(path, MAX_NOTEBOOK_BYTES, what="source").decode("utf-8", "replace")
+        cells = [{"cell_type": "code", "source": text}]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cells = read_node(path).cells
     headings = cell_questions(cells, template.question_ids)
     parsed: list[tuple[Cell, list[list[Tok]]]] = []
     bound: set[str] = set()
@@ -375,13 +373,6 @@ def score_pairs(documents: Sequence[Document], *, min_score: float) -> list[Pair
     return pairs
 
 
-def _notebook_in(folder: Path, notebook: str) -> Path | None:
-    if (folder / notebook).is_file():
-        return folder / notebook
-    found = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
-    return found[0] if len(found) == 1 else None
-
-
 def _corpus_files(folder: Path) -> Iterable[Path]:
     inside = folder.resolve()
     for p in sorted(folder.rglob("*")):
@@ -394,13 +385,17 @@ def _corpus_files(folder: Path) -> Iterable[Path]:
 
 def compare(*, assignment: str, template: nbformat.NotebookNode, question_ids: Sequence[str],
             titles: dict[str, str] | None = None, students: Sequence[Path], notebook: str,
-            against: Sequence[Path] = (), min_score: float = MIN_SCORE) -> Report:
+            against: Sequence[Path] = (), min_score: float = MIN_SCORE) -> SimilarityReport:
     """Compare the students' folders (each holding ``notebook``) with each other and the corpora."""
     tpl = Template(template, question_ids)
     docs: list[Document] = []
     skipped: list[str] = []
-    todo: list[tuple[Path | None, str, str]] = [
-        (_notebook_in(folder, notebook), folder.name, "") for folder in students]
+    todo: list[tuple[Path | None, str, str]] = []
+    for folder in students:
+        choice = choose_notebook(folder, notebook)  # the rule grading uses
+        if choice.path is None:
+            skipped.append(f"{folder.name}: {choice.message}")
+        todo.append((choice.path, folder.name, ""))
     for corpus in against:
         if not corpus.is_dir():
             raise InputError(f"--against {corpus}: no such folder")
@@ -409,25 +404,23 @@ def compare(*, assignment: str, template: nbformat.NotebookNode, question_ids: S
     for path, name, corpus_name in todo:
         try:
             if path is None:
-                raise InputError(f"{name}: no {notebook}")
-            if path.is_symlink():  # it may point at a classmate's work or anywhere else
-                raise InputError(f"{path}: a symbolic link, not compared")
+                continue
             docs.append(read_document(path, name=name, template=tpl, corpus=corpus_name))
         except InputError as exc:
             skipped.append(str(exc))
-    return Report(assignment, tuple(question_ids), dict(titles or {}), tuple(docs),
+    return SimilarityReport(assignment, tuple(question_ids), dict(titles or {}), tuple(docs),
                   tuple(score_pairs(docs, min_score=min_score)), min_score, tuple(skipped))
 
 
 def load_template(root: Path, notebook: str) -> nbformat.NotebookNode:
     """The student template of ``notebook``: student_template/, else made from reference/."""
-    from grader import build
+    from grader.publish import template
 
     path = root / "student_template" / notebook
     if path.is_file():
-        return build.read_notebook(path)
+        return read_node(path)
     reference = root / "reference" / notebook
     if not reference.is_file():
         raise InputError(f"no student_template/{notebook} or reference/{notebook} under {root}")
-    return build.make_template(build.read_notebook(reference), source_name=str(reference))
+    return template.make_template(read_node(reference), source_name=str(reference))
 

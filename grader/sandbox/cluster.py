@@ -1,13 +1,13 @@
 """Execute submissions on a Dask cluster: the second implementation of ``Executor``.
 
 Only execution leaves the instructor's process. A task carries one staged submission's files
-(bytes, capped as ``batch.stage`` caps them), the assignment's probes source and the probe
+(bytes, capped as ``submission.stage`` caps them), the assignment's probes source and the probe
 requests; it returns the ``Execution`` as wire JSON (``grader.wire``: arrays as base64 of an
 allow-listed dtype), a plain string, so nothing unpickled on this side was built from a
 student's data. Expected values, hidden checks' expectations, the reference and held-out labels
 stay here, and so do comparing, grading and writing logs.
 
-On each Dask worker, ``SandboxPlugin`` keeps one warm ``grader.execute.Worker`` (the same
+On each Dask worker, ``SandboxPlugin`` keeps one warm ``grader.sandbox.local.Worker`` (the same
 sandbox as a local run), started when the plugin is registered and reused by every task. A
 worker reports its sandbox's protections; one with a protection off (or running other grader
 code) advertises no capacity, so no task goes there, unless ``allow_unconfined``.
@@ -33,11 +33,15 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from grader import sandbox, wire
+from grader import wire
 from grader.errors import SandboxError
-from grader.execute import CellOutcome, Execution, ProbeAnswer, Worker
+from grader.execution import (Execution, Limits, Requests, execution_from_wire,
+                              execution_to_wire, requests_from_wire, requests_to_wire)
+from grader.sandbox import confine
+from grader.sandbox.local import Worker
+from grader.submission import MAX_STAGED_BYTES
 
 try:
     import distributed
@@ -49,7 +53,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 CPU = "grader_cpu"
 MEMORY = "grader_memory_mb"
-MAX_FILES_BYTES = 50 * 1024 * 1024  # batch.MAX_STAGED_BYTES: a task carries no more than staging keeps
+MAX_FILES_BYTES = MAX_STAGED_BYTES  # a task carries no more than staging keeps
 # A Dask worker that died mid-task has its tasks rescheduled by the scheduler itself (up to
 # distributed.scheduler.allowed-failures); these retries are for a task that *raised*, e.g.
 # because the worker's warm grading process died and was restarted.
@@ -60,88 +64,10 @@ class SchedulerUnreachable(SandboxError):
     """No Dask scheduler answered at the address given (exit 5, before anything is graded)."""
 
 
-class Executor(Protocol):
-    """Runs one staged submission and returns what happened: the seam ``batch`` grades through.
-
-    ``grader.execute.Worker`` (local sandboxes) and ``ClusterExecutor`` (Dask) implement it.
-    """
-
-    cgroup_report: dict[str, str]
-    peak_child_rss_kb: int
-
-    def run(self, *, workdir: Path, cells: list[str | None], probes_source: str,
-            requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution: ...
-
-    def rss_kb(self) -> int: ...
-
-    def cancel(self) -> None:
-        """Interrupted: end the sandboxes in flight; each ``run`` returns or raises soon after."""
-
-    def close(self) -> None: ...
-
-
-# -- Execution <-> wire JSON ------------------------------------------------------------------------
-
-def execution_to_wire(execution: Execution) -> str:
-    """The Execution as JSON text; probe values through ``wire.encode_value``."""
-    return json.dumps({
-        "cells": [{"index": c.index, "status": c.status, "seconds": c.seconds, "error": c.error,
-                   "stdout": c.stdout, "figures": list(c.figures)} for c in execution.cells],
-        "answers": {k: {"ok": a.ok, "value": wire.encode_value(a.value), "error": a.error}
-                    for k, a in execution.answers.items()},
-        "protections": execution.protections, "events": list(execution.events),
-        "seconds": execution.seconds, "attempts": execution.attempts,
-        "notes": list(execution.notes),
-    }, allow_nan=True, separators=(",", ":"))
-
-
-def execution_from_wire(text: str) -> Execution:
-    """Rebuild an Execution, checking every field's type; raises ``wire.WireError``."""
-    try:
-        data = json.loads(text)
-        cells = tuple(
-            CellOutcome(_typed(c["index"], int), _typed(c["status"], str),
-                        float(_typed(c["seconds"], (int, float))), _error(c["error"]),
-                        _typed(c["stdout"], str), tuple(_typed(f, str) for f in c["figures"]))
-            for c in data["cells"])
-        answers = {_typed(k, str): ProbeAnswer(_typed(a["ok"], bool), wire.decode_value(a["value"]),
-                                               _error(a["error"]))
-                   for k, a in _typed(data["answers"], dict).items()}
-        return Execution(cells, answers,
-                         {_typed(k, str): _typed(v, str) for k, v in data["protections"].items()},
-                         tuple(_typed(e, str) for e in data["events"]),
-                         float(_typed(data["seconds"], (int, float))), _typed(data["attempts"], int),
-                         tuple(_typed(n, str) for n in data["notes"]))
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise wire.WireError(f"malformed execution from a Dask worker ({exc})") from None
-
-
-def _typed(value: Any, kind: type | tuple[type, ...]) -> Any:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise TypeError(f"expected {kind}, got {type(value).__name__}")
-    return value
-
-
-def _error(value: Any) -> dict[str, str] | None:
-    if value is None:
-        return None
-    return {_typed(k, str): _typed(v, str) for k, v in _typed(value, dict).items()}
-
-
-def _requests_to_wire(requests: dict[str, tuple[str, dict[str, Any]]]) -> str:
-    return json.dumps({k: [probe, {a: wire.encode_value(v) for a, v in args.items()}]
-                       for k, (probe, args) in requests.items()}, allow_nan=True)
-
-
-def _requests_from_wire(text: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    return {str(k): (str(probe), {str(a): wire.decode_value(v) for a, v in args.items()})
-            for k, (probe, args) in json.loads(text).items()}
-
-
 # -- the staged files ----------------------------------------------------------------------------
 
 def read_files(workdir: Path) -> dict[str, bytes]:
-    """A staged folder's regular files by relative POSIX path, capped like ``batch.stage``."""
+    """A staged folder's regular files by relative POSIX path, capped like ``submission.stage``."""
     files: dict[str, bytes] = {}
     total = 0
     for root, dirs, names in os.walk(workdir, followlinks=False):
@@ -182,7 +108,7 @@ class SandboxPlugin(WorkerPlugin):
         self.name = name
         self.limits = limits
         self.allow_unconfined = allow_unconfined
-        self.code = code  # the client's grader.report.code_fingerprint()
+        self.code = code  # the client's grader.logfile.code_fingerprint()
         self.worker: Worker | None = None
         self.slots = 1
         self.protections: dict[str, str] = {}
@@ -190,11 +116,11 @@ class SandboxPlugin(WorkerPlugin):
         self.lock: threading.Lock | None = None  # made on the worker: a lock does not pickle
 
     async def setup(self, worker: Any) -> None:
-        from grader import report
+        from grader import logfile
 
         self.slots = max(1, int(worker.state.nthreads))
         self.lock = threading.Lock()
-        if report.code_fingerprint() != self.code:
+        if logfile.code_fingerprint() != self.code:
             self.refused = "its grader code differs from this one's (install the same version)"
         else:
             try:
@@ -218,7 +144,7 @@ class SandboxPlugin(WorkerPlugin):
 
     def _start(self) -> dict[str, str]:
         sweep_orphan_cgroups()
-        self.worker = Worker(limits=sandbox.Limits(**self.limits), slots=self.slots)
+        self.worker = Worker(limits=Limits(**self.limits), slots=self.slots)
         # One empty notebook shows the whole report (namespaces, Landlock, ...), not just cgroups.
         empty = Path(tempfile.mkdtemp(prefix="grader-selftest-"))
         try:
@@ -258,7 +184,7 @@ def sweep_orphan_cgroups() -> list[Path]:
     left alone.
     """
     removed: list[Path] = []
-    for root in sandbox.cgroup_roots().values():
+    for root in confine.cgroup_roots().values():
         for path in root.glob("grader-*"):
             try:
                 owner = int(path.name.split("-")[1])
@@ -268,8 +194,8 @@ def sweep_orphan_cgroups() -> list[Path]:
                 continue
             except ProcessLookupError:
                 pass
-            sandbox.kill_cgroup_members([path], seconds=2.0)
-            sandbox.remove_cgroups([path])
+            confine.kill_cgroup_members([path], seconds=2.0)
+            confine.remove_cgroups([path])
             if not path.exists():
                 removed.append(path)
     return removed
@@ -307,7 +233,7 @@ def remote_run(plugin_name: str, files: dict[str, bytes], cells: list[str | None
         write_files(files, workdir)
         try:
             execution = worker.run(workdir=workdir, cells=cells, probes_source=probes_source,
-                                   requests=_requests_from_wire(requests))
+                                   requests=requests_from_wire(requests))
         except (SandboxError, OSError):  # a dead warm worker shows as either (broken pipe)
             plugin.restart(worker)
             raise
@@ -327,11 +253,11 @@ class ClusterExecutor:
     that many submissions in flight. Use as a context manager.
     """
 
-    def __init__(self, *, scheduler: str, limits: sandbox.Limits, allow_unconfined: bool = False,
+    def __init__(self, *, scheduler: str, limits: Limits, allow_unconfined: bool = False,
                  connect_seconds: float = 10.0, wait_seconds: float = 60.0,
                  warn: Callable[[str], None] | None = None) -> None:
         """``warn(line)`` is told about each worker that will not be used, and why."""
-        from grader import report
+        from grader import logfile
 
         self.scheduler = scheduler
         self.limits = limits
@@ -371,7 +297,7 @@ class ClusterExecutor:
             # A fresh name per run: a worker may serve several runs, each with its own limits.
             self.client.register_plugin(SandboxPlugin(
                 name=self.plugin_name, limits=settings, allow_unconfined=allow_unconfined,
-                code=report.code_fingerprint()), name=self.plugin_name)
+                code=logfile.code_fingerprint()), name=self.plugin_name)
             self.workers = self.client.run(_plugin_status, self.plugin_name)
             self.slots = 0
             for address, st in sorted(self.workers.items()):
@@ -408,12 +334,12 @@ class ClusterExecutor:
         self.close()
 
     def run(self, *, workdir: Path, cells: list[str | None], probes_source: str,
-            requests: dict[str, tuple[str, dict[str, Any]]]) -> Execution:
+            requests: Requests) -> Execution:
         files = read_files(workdir)
         with self._free:
             future = self.client.submit(
                 remote_run, self.plugin_name, files, list(cells), probes_source,
-                _requests_to_wire(requests), key=f"grader-run-{uuid.uuid4().hex}",
+                requests_to_wire(requests), key=f"grader-run-{uuid.uuid4().hex}",
                 resources=self.resources, retries=RETRIES, pure=False)
             with self._lock:
                 self._inflight.add(future)

@@ -7,38 +7,17 @@ can act on; a hidden check says only that it failed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from grader.compare import compare
+from grader.execution import Execution, ProbeAnswer
+from grader.logfile import CheckResult
 from grader.spec import Assignment, Check
-
-if TYPE_CHECKING:  # types only: grader.execute loads libc at import; grader.notebook runs anywhere
-    from grader.execute import Execution, ProbeAnswer
 
 HIDDEN_FAILED = "failed (hidden check: details are not shown)"
 HIDDEN_PASSED = "passed"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    question: str
-    visibility: str
-    score: float
-    max_score: float
-    passed: bool
-    message: str
-    hint: str = ""
-    optional: bool = False  # extra credit: its max_score is not part of the total's
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "question": self.question, "score": self.score,
-                "max_score": self.max_score, "passed": self.passed,
-                "visibility": self.visibility, "message": self.message, "hint": self.hint,
-                "optional": self.optional}
 
 
 def accuracy_points(accuracy: float, *, zero_at: float, full_at: float, points: float) -> float:

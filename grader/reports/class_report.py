@@ -18,25 +18,26 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from grader import batch, report
+from grader import logfile
 from grader.errors import InputError
-from grader.feedback import md
+from grader.logfile import SubmissionLog
+from grader.reports.feedback import md
 
-# Error kinds that mean "this notebook did not run as written" (from batch.grade_one).
+# Error kinds that mean "this notebook did not run as written" (grading.pipeline).
 TROUBLE_KINDS = ("cell_error", "cell_timeout", "cell_killed", "invalid_notebook",
                  "missing_notebook", "sandbox")
 BINS = 10
 
 
 @dataclass(frozen=True)
-class Overview:
-    logs: list[dict[str, Any]]
+class ClassReport:
+    logs: list[SubmissionLog]
     questions: list[str]
-    stale: tuple[str, ...] = ()  # students set aside by `grader run` (report.set_aside_stale)
+    stale: tuple[str, ...] = ()  # students set aside by `grader run` (logfile.set_aside_stale)
 
     @property
     def max_score(self) -> float:
-        return max((float(log["max_score"]) for log in self.logs), default=0.0)
+        return max((log.max_score for log in self.logs), default=0.0)
 
     def histogram(self, bins: int = BINS) -> list[tuple[float, float, int]]:
         """(low, high, count) over [0, max_score]; the last bin includes full marks."""
@@ -46,7 +47,7 @@ class Overview:
         width = top / bins
         counts = [0] * bins
         for log in self.logs:
-            k = min(int(float(log["score"]) / width), bins - 1)
+            k = min(int(log.score / width), bins - 1)
             counts[max(k, 0)] += 1
         return [(round(i * width, 4), round((i + 1) * width, 4), n) for i, n in enumerate(counts)]
 
@@ -54,45 +55,45 @@ class Overview:
         """(question, check, how many failed it), most failed first, then by name."""
         failed: Counter[tuple[str, str]] = Counter()
         for log in self.logs:
-            for c in log.get("checks", []):
-                if not c.get("passed"):
-                    failed[(str(c.get("question", "")), str(c["name"]))] += 1
+            for c in log.checks:
+                if not c.passed:
+                    failed[(c.question, c.name)] += 1
         return sorted(((q, n, k) for (q, n), k in failed.items()), key=lambda t: (-t[2], t[1]))
 
     def troubled(self) -> list[tuple[str, list[str], str]]:
         """(student, error kinds, first message) for notebooks that did not run cleanly."""
         out = []
         for log in self.logs:
-            errors = [e for e in log.get("errors", []) if e.get("kind") in TROUBLE_KINDS]
+            errors = [e for e in log.errors if e.get("kind") in TROUBLE_KINDS]
             if errors:
                 kinds = sorted({str(e["kind"]) for e in errors})
-                out.append((str(log["student"]), kinds, str(errors[0].get("message", ""))))
+                out.append((log.student, kinds, str(errors[0].get("message", ""))))
         return out
 
 
-def load(grades: Path) -> Overview:
+def load(grades: Path) -> ClassReport:
     """Every readable log under ``grades/<student>/``, sorted by student."""
     if not grades.is_dir():
         raise InputError(f"{grades}: no such folder")
-    logs = sorted(batch.iter_logs(grades), key=lambda d: str(d["student"]))
+    logs = list(logfile.iter_logs(grades))
     if not logs:
         raise InputError(f"{grades}: no submission logs (expected {grades}/<student>/submission_log.json)")
     questions: list[str] = []
     for log in logs:
-        for q in log.get("questions", {}):
+        for q in log.questions():
             if q not in questions:
                 questions.append(q)
-    stale_dir = grades / report.STALE_DIR
-    stale = tuple(sorted(p.parent.name for p in stale_dir.glob(f"*/{report.LOG_NAME}")))
-    return Overview(logs, questions, stale)
+    stale_dir = grades / logfile.STALE_DIR
+    stale = tuple(sorted(p.parent.name for p in stale_dir.glob(f"*/{logfile.LOG_NAME}")))
+    return ClassReport(logs, questions, stale)
 
 
 def _g(x: Any) -> str:
     return f"{float(x):g}"
 
 
-def print_overview(ov: Overview, console: Console) -> None:
-    scores = [float(log["score"]) for log in ov.logs]
+def print_overview(ov: ClassReport, console: Console) -> None:
+    scores = [log.score for log in ov.logs]
     console.print(f"[bold]{len(ov.logs)} submissions[/], max {_g(ov.max_score)} points: "
                   f"mean {statistics.fmean(scores):.2f}, median {_g(statistics.median(scores))}, "
                   f"full marks {sum(1 for s in scores if s >= ov.max_score > 0)}")
@@ -117,7 +118,7 @@ def print_overview(ov: Overview, console: Console) -> None:
         console.print(t)
     if ov.stale:
         console.print(f"not counted: {len(ov.stale)} stale log(s) of students no longer among "
-                      f"the submissions, in {report.STALE_DIR}/ ({', '.join(ov.stale)})",
+                      f"the submissions, in {logfile.STALE_DIR}/ ({', '.join(ov.stale)})",
                       markup=False)
     trouble = ov.troubled()
     if trouble:
@@ -129,29 +130,29 @@ def print_overview(ov: Overview, console: Console) -> None:
         console.print(t)
 
 
-def gradebook_csv(ov: Overview) -> str:
+def gradebook_csv(ov: ClassReport) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["student", "score", "max_score", *ov.questions])
     for log in ov.logs:
-        per_q = log.get("questions", {})
-        writer.writerow([log["student"], _g(log["score"]), _g(log["max_score"]),
+        per_q = log.questions()
+        writer.writerow([log.student, _g(log.score), _g(log.max_score),
                          *(_g(per_q.get(q, {}).get("score", 0)) for q in ov.questions)])
     return buf.getvalue()
 
 
-def markdown(ov: Overview) -> str:
+def markdown(ov: ClassReport) -> str:
     """A job-summary table: one row per student, then the most failed checks."""
     n = len(ov.logs)
-    full = sum(1 for log in ov.logs if float(log["score"]) >= float(log["max_score"]) > 0)
-    lines = [f"### {md(ov.logs[0].get('assignment', ''))}: {n} submissions, {full} with full marks",
+    full = sum(1 for log in ov.logs if log.full_marks)
+    lines = [f"### {md(ov.logs[0].assignment)}: {n} submissions, {full} with full marks",
              "", "| student | score | " + " | ".join(md(q) for q in ov.questions) + " | errors |",
              "|---|---|" + "---|" * len(ov.questions) + "---|"]
     for log in ov.logs:
-        per_q = log.get("questions", {})
+        per_q = log.questions()
         cells = [_g(per_q.get(q, {}).get("score", 0)) for q in ov.questions]
-        kinds = sorted({str(e.get("kind", "")) for e in log.get("errors", [])})
-        lines.append(f"| {md(log['student'])} | {_g(log['score'])} / {_g(log['max_score'])} | "
+        kinds = sorted({str(e.get("kind", "")) for e in log.errors})
+        lines.append(f"| {md(log.student)} | {_g(log.score)} / {_g(log.max_score)} | "
                      + " | ".join(cells) + f" | {md(', '.join(kinds))} |")
     failed = ov.failed_checks()
     if failed:

@@ -1,0 +1,1 @@
+"""Grading: the plan of a run, expected values, one submission's pipeline, scores, runs."""

@@ -1,0 +1,89 @@
+"""A grading plan: everything one assignment's run decides once, before any submission runs.
+
+Limits (CPU seconds, memory), the probe requests (with the data set's held-out inputs merged
+in), how a submission is staged (its files plus the data set's visible part), the held-out
+truth accuracy checks are scored against, and the fingerprint that says when a log or an
+expected value is still valid. Built in the grader's process; the truth never leaves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from grader import __version__, datasets, logfile
+from grader.execution import Limits, Requests
+from grader.spec import Assignment
+from grader.submission import stage
+
+
+def limits_for(assignment: Assignment, *, threads: int = 1) -> Limits:
+    """The sandbox's limits; its times are CPU seconds (see sandbox.worker._run_session)."""
+    probes = len(assignment.checks) + len(assignment.records)
+    cpu = (assignment.notebook_seconds + probes * assignment.probe_seconds) * max(1, threads) + 60
+    return Limits(cell_seconds=assignment.cell_seconds,
+                  notebook_seconds=assignment.notebook_seconds,
+                  probe_seconds=assignment.probe_seconds,
+                  memory_mb=assignment.memory_mb, threads=max(1, threads),
+                  cpu_seconds=int(cpu))
+
+
+def requests_for(assignment: Assignment, extra_args: dict[str, dict[str, Any]] | None = None
+                 ) -> Requests:
+    """One request per distinct (probe, arguments) of the checks, and one per record."""
+    requests: Requests = {}
+    for check in assignment.checks:
+        args = {**check.args, **(extra_args or {}).get(check.request_key, {})}
+        requests[check.request_key] = (check.probe, args)
+    for record in assignment.records:
+        requests[record.request_key] = (record.probe, record.args)
+    return requests
+
+
+@dataclass(frozen=True)
+class GradingPlan:
+    assignment: Assignment
+    limits: Limits
+    requests: Requests
+    truth: dict[str, Any] = field(default_factory=dict)
+    stage_data: Callable[[Path], None] | None = None
+    data_fingerprint: str = ""
+
+    @classmethod
+    def build(cls, assignment: Assignment, *, data_dir: Path | None = None, threads: int = 1,
+              missing_data_ok: bool = False) -> GradingPlan:
+        prepared = datasets.prepare(assignment, data_dir, missing_ok=missing_data_ok)
+        return cls(
+            assignment=assignment, limits=limits_for(assignment, threads=threads),
+            requests=requests_for(assignment, prepared.probe_args if prepared else None),
+            truth=prepared.truth if prepared else {},
+            stage_data=prepared.stage if prepared else None,
+            data_fingerprint=prepared.fingerprint if prepared else "")
+
+    def stage(self, source_dir: Path) -> Path:
+        """A private copy of a submission's folder, with the data set's visible part."""
+        return stage(source_dir, extra=self.stage_data)
+
+    def stage_notebook(self, notebook: Path) -> Path:
+        """A private folder holding only ``notebook`` (the reference) and the data set."""
+        workdir = Path(tempfile.mkdtemp(prefix="grader-ref-"))
+        try:
+            shutil.copyfile(notebook, workdir / notebook.name)
+            if self.stage_data is not None:
+                self.stage_data(workdir)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        return workdir
+
+    def fingerprint(self, reference_sha: str) -> str:
+        """Same assignment, reference, data and grader code: same fingerprint."""
+        return hashlib.sha256(json.dumps(
+            [self.assignment.fingerprint(), reference_sha, __version__,
+             logfile.code_fingerprint(), self.data_fingerprint],
+            sort_keys=True).encode()).hexdigest()

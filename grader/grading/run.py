@@ -1,0 +1,200 @@
+"""Grade a folder of submissions: plan, expected values, execute in parallel, log, summarise.
+
+``GradingSession`` is what ``grader run`` (and ``grader check``, for one notebook) drives. The
+expected values come first (the reference through the very same sandbox and probes, or from
+the cache); then each submission runs in a sandbox forked from one warm worker, ``jobs`` at a
+time, along ``grading.pipeline``. A submission whose notebook, assignment, reference and grader
+are unchanged reuses its log unless ``force`` is set, so running again resumes.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from rich.console import Console
+
+from grader import logfile
+from grader.errors import SpecError
+from grader.execution import Executor, Protections, protections_off
+from grader.grading import expected as expected_mod
+from grader.grading.pipeline import Cancelled, Graded, RunContext, grade_submission, open_submission
+from grader.grading.plan import GradingPlan
+from grader.spec import Assignment
+from grader.submission import read_notebook
+
+if TYPE_CHECKING:  # not at run time: these load libc (sandbox) and Dask (cluster)
+    from grader.sandbox.cluster import ClusterExecutor
+    from grader.sandbox.local import Worker
+
+
+class GradingSession:
+    """One assignment graded into one output folder. Holds the expected values (grader side)."""
+
+    def __init__(self, *, root: Path, assignment: Assignment, out_dir: Path,
+                 force: bool = False, data_dir: Path | None = None,
+                 console: Console | None = None, checks_dir: Path | None = None,
+                 jobs: int = 1, scheduler: str | None = None,
+                 allow_unconfined: bool = False, threads: int = 1, write: bool = True) -> None:
+        """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``.
+
+        With ``scheduler`` (a Dask address) submissions run on that cluster; the reference, the
+        expected values and all grading stay here. ``allow_unconfined`` lets it use workers
+        whose sandbox has a protection off. ``write=False`` leaves ``out_dir`` untouched.
+        """
+        self.root = root
+        self.assignment = assignment
+        self.out_dir = out_dir
+        self.force = force
+        self.data_dir = data_dir
+        self.console = console or Console(stderr=True, soft_wrap=True)
+        self.checks_dir = checks_dir
+        self.jobs = jobs
+        self.scheduler = scheduler
+        self.allow_unconfined = allow_unconfined
+        self.write = write
+        self.plan = GradingPlan.build(assignment, data_dir=data_dir, threads=threads)
+        self.limits = self.plan.limits
+        self._cluster: ClusterExecutor | None = None
+        self._worker: Worker | None = None
+        self.ctx: RunContext | None = None
+        self.worker_stats: list[dict[str, int]] = []
+        self.stale: list[str] = []  # students whose logs were set aside
+
+    def __enter__(self) -> GradingSession:
+        from grader.sandbox.local import Worker
+
+        if self.scheduler:
+            from grader.sandbox.cluster import ClusterExecutor
+
+            # First: an unreachable scheduler stops the run (exit 5) before anything runs.
+            self._cluster = ClusterExecutor(
+                scheduler=self.scheduler, limits=self.limits,
+                allow_unconfined=self.allow_unconfined,
+                warn=lambda line: self.console.print(f"WARNING: {line}", style="bold red",
+                                                     markup=False, highlight=False))
+        try:
+            # With a cluster, only the reference runs here.
+            self._worker = Worker(limits=self.limits, slots=1 if self._cluster else self.jobs)
+            self._prepare(self._worker)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _prepare(self, worker: Executor) -> None:
+        a = self.assignment
+        if self.checks_dir is not None:
+            expected, ref_sha = expected_mod.load(self.checks_dir)
+        else:
+            reference = self.root / "reference" / a.notebook
+            expected = expected_mod.compute(plan=self.plan, reference=reference, executor=worker)
+            ref_sha = read_notebook(reference).sha256
+        missing = [c.name for c in a.checks if c.kind != "accuracy" and c.request_key not in expected]
+        if missing:
+            raise SpecError(f"no expected values for check(s) {', '.join(missing)}")
+        warn_protections(worker.cgroup_report, self.console)
+        self.ctx = RunContext(plan=self.plan, expected=expected, out_dir=self.out_dir,
+                              fingerprint=self.plan.fingerprint(ref_sha), force=self.force,
+                              write=self.write)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._worker is not None:
+            self._worker.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def grade(self, dirs: list[Path], *, jobs: int,
+              on_done: Callable[[Graded], None] = lambda r: None) -> list[Graded]:
+        if self.ctx is None:
+            raise RuntimeError("use GradingSession as a context manager")
+        if self._cluster is not None:  # as many in flight as the cluster has sandboxes
+            jobs = self._cluster.slots
+        warned: list[bool] = []
+
+        def done(result: Graded) -> None:
+            if result.log.protections_off and not warned:
+                warned.append(True)
+                warn_protections(result.log.protections, self.console)
+            on_done(result)
+
+        if self.write:
+            self.stale = logfile.set_aside_stale(self.out_dir, [d.name for d in dirs])
+        executor: Executor | None = self._cluster or self._worker
+        try:
+            return run_parallel(self.ctx, dirs, jobs=jobs, on_done=done, executor=executor,
+                                worker_stats=self.worker_stats)
+        finally:  # interrupted too: the summary describes every log there is
+            if self.write:
+                logfile.write_summary(self.out_dir, logfile.iter_logs(self.out_dir),
+                                      [q.id for q in self.assignment.questions])
+
+
+def warn_protections(protections: Protections, console: Console) -> None:
+    for name in protections_off(protections):
+        state = protections[name]
+        console.print(f"[bold red]WARNING: sandbox protection off: {name}[/] ({state[4:].strip()})")
+
+
+def run_parallel(ctx: RunContext, dirs: list[Path], *, jobs: int,
+                 on_done: Callable[[Graded], None], executor: Executor | None,
+                 worker_stats: list[dict[str, int]] | None = None) -> list[Graded]:
+    """Grade ``dirs``, ``jobs`` at a time, through ``executor`` (owned by the caller).
+
+    One warm worker serves every slot: a fork server needs no more, and one start-up (seconds
+    of imports) is all a batch pays. Measured on 2 cores against one worker per job: same speed
+    once running, about 3 s sooner to start.
+    """
+    todo: queue.Queue[Path] = queue.Queue()
+    for d in dirs:
+        todo.put(d)
+    results: list[Graded] = []
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            while not failures and not ctx.cancel.is_set():
+                try:
+                    d = todo.get_nowait()
+                except queue.Empty:
+                    return
+                result = grade_submission(ctx, open_submission(ctx, d), executor)
+                with lock:
+                    results.append(result)
+                    on_done(result)
+        except Cancelled:
+            return
+        except BaseException as exc:  # surfaced in the caller's thread
+            failures.append(exc)
+
+    # One thread more than slots: it stages the next submission and takes the first slot
+    # freed, while the thread that ran there compares and writes. Sandboxes at once stay
+    # ``jobs`` (Worker.run queues for a slot); the grader's own work leaves no core idle.
+    threads = [threading.Thread(target=loop, daemon=True)
+               for _ in range(max(1, min(jobs + 1, len(dirs))))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): end the sandboxes in flight, let each thread discard
+        # its submission and remove its staged copy, then let the interrupt through. Logs
+        # already written stay: running again resumes from them.
+        ctx.cancel.set()
+        if executor is not None:
+            executor.cancel()
+        for t in threads:
+            while t.is_alive():  # a join the interrupt broke into may not wait: poll instead
+                t.join(0.1)
+        raise
+    finally:
+        if executor is not None and worker_stats is not None:
+            worker_stats.append({"worker_rss_kb": executor.rss_kb(),
+                                 "peak_submission_rss_kb": executor.peak_child_rss_kb})
+    if failures:
+        raise failures[0]
+    return results

@@ -1,0 +1,130 @@
+"""What is published from a course: the student template (``grader build``) and checks
+bundles (``grader bundle``, Gradescope), each computed from the reference, never by hand.
+
+A student-side bundle holds the visible checks only (spec, probes, expected values); an
+instructor's bundle holds the hidden checks too. Accuracy checks never ship to students: they
+need held-out labels only the grader has.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from grader import spec
+from grader.errors import SpecError
+from grader.execution import Executor, Limits
+from grader.files import atomic_write
+from grader.grading import expected as expected_mod
+from grader.grading.plan import GradingPlan, limits_for
+from grader.publish import template
+
+
+def build_student_package(*, root: Path, console: Console, check_only: bool = False,
+                          data_dir: Path | None = None) -> list[str]:
+    """Write student_template/ from reference/; return what was (or would be) changed."""
+    from grader.publish import student_package
+    from grader.sandbox.local import Worker
+
+    reference_dir, template_dir = root / "reference", root / "student_template"
+    stale = template.stale_templates(reference_dir=reference_dir, template_dir=template_dir)
+    wanted: dict[Path, bytes] = {}
+    assignments = spec.load_all(root)
+    limits = max((limits_for(a) for a in assignments), key=lambda l: l.notebook_seconds,
+                 default=Limits())
+    tolerances: dict[Path, dict[str, spec.Tolerance]] = {}
+    with Worker(limits=limits) as worker:
+        for a in assignments:
+            wanted.update(_shipped_checks(a, root, template_dir, worker, data_dir))
+            tolerances[template_dir / "checks" / a.name / expected_mod.EXPECTED_NAME] = {
+                c.request_key: c.tolerance for c in a.visible_only().checks}
+    changed = {path: content for path, content in wanted.items()
+               if not _same_content(path, content, tolerances.get(path))}
+    # The wheel carries the checks as the template will.
+    changed.update(student_package.stale_wheel(template_dir=template_dir, checks={
+        p: changed[p] if p in changed else p.read_bytes() for p in wanted}))
+    stale += [str(path.relative_to(root)) for path in changed]
+    if check_only:
+        return stale
+    template.build_templates(reference_dir=reference_dir, template_dir=template_dir)
+    for path, content in changed.items():
+        atomic_write(path, content)
+    for item in stale:
+        console.print(f"wrote {item}")
+    return stale
+
+
+def _same_content(path: Path, content: bytes, tolerances: dict[str, spec.Tolerance] | None) -> bool:
+    """Is ``path`` already ``content``? Expected values count as equal within tolerance."""
+    try:
+        old = path.read_bytes()
+    except OSError:
+        return False
+    if tolerances is None:
+        return old == content
+    return expected_mod.same_within_tolerance(old, content, tolerances)
+
+
+def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, executor: Executor,
+                    data_dir: Path | None) -> dict[Path, bytes]:
+    """The visible checks' spec, probes and expected values, never the hidden ones; and the
+    assignment's data where the template's notebook reads it."""
+    from grader import datasets
+
+    files: dict[Path, bytes] = {}
+    data_at = None
+    if a.data is not None:
+        source = datasets.locate(a, data_dir)
+        data_at = template_dir / a.data.stage_as
+        for path in sorted(source.iterdir()):
+            if path.is_file() and not path.is_symlink():
+                files[data_at / path.name] = path.read_bytes()
+    files.update(checks_bundle(a, root=root, dest=template_dir / "checks" / a.name,
+                               executor=executor, data_dir=data_dir, include_hidden=False,
+                               data_at=data_at))
+    return files
+
+
+def visible_spec(raw: dict[str, object]) -> dict[str, object]:
+    """The YAML a student may see: visible checks only, no accuracy check."""
+    checks = raw.get("checks")
+    return {**raw, "checks": [c for c in (checks if isinstance(checks, list) else [])
+                              if isinstance(c, dict) and c.get("visibility") == "visible"
+                              and c.get("kind") != "accuracy"]}
+
+
+def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, executor: Executor,
+                  data_dir: Path | None, include_hidden: bool,
+                  data_at: Path | None = None) -> dict[Path, bytes]:
+    """Files that let ``grader`` grade without ``reference/``: spec, probes, expected values.
+
+    With ``include_hidden`` (an instructor's bundle, e.g. for Gradescope) the hidden checks and
+    their expected values are in it; without (the student template) they are not. ``data_at``
+    is where the assignment's data will sit beside the bundle (the template's copy).
+    """
+    visible = a if include_hidden else a.visible_only()
+    raw = yaml.safe_load((a.directory / "assignment.yaml").read_text())
+    if not include_hidden:
+        raw = visible_spec(raw)
+    if a.data is not None:
+        data_spec = raw.get("data", {})
+        data_spec.pop("path", None)
+        if not include_hidden:
+            data_spec.pop("holdout_salt", None)
+        if data_at is not None:
+            data_spec["path"] = os.path.relpath(data_at, dest)
+    reference = root / "reference" / a.notebook
+    if not reference.is_file():
+        raise SpecError(f"{reference}: reference notebook not found for {a.name}")
+    plan = GradingPlan.build(visible, data_dir=data_dir)
+    values = expected_mod.compute(plan=plan, reference=reference, executor=executor)
+    header = ("# Generated by grader from assignments/. Do not edit.\n" if include_hidden else
+              "# Visible checks only, generated by `grader build` from assignments/. Do not edit.\n")
+    return {
+        dest / "assignment.yaml": (header + yaml.safe_dump(raw, sort_keys=False)).encode(),
+        dest / visible.probes_path.name: visible.probes_path.read_bytes(),
+        dest / expected_mod.EXPECTED_NAME: expected_mod.encode(values),
+    }

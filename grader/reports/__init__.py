@@ -1,0 +1,1 @@
+"""What is read from logs: feedback pages, the class report, the similarity report."""
