@@ -15,6 +15,14 @@ EXAMPLES = ROOT / "examples" / "submissions"
 # flag, no environment variable and no network to find it.
 NAMES_DATA = ROOT / "assignments" / "rnn_last_name" / "data" / "names"
 os.environ.pop("GRADER_NAMES_DATA", None)
+# Expected values are cached per user (grading.expected.cache_root): the suite keeps its own
+# cache, fresh for each run, so no test depends on what an earlier run left in ~/.cache.
+if "GRADER_CACHE_DIR" not in os.environ:
+    import atexit
+    import tempfile
+
+    os.environ["GRADER_CACHE_DIR"] = tempfile.mkdtemp(prefix="pytest-expected-cache-")
+    atexit.register(shutil.rmtree, os.environ["GRADER_CACHE_DIR"], True)
 
 
 def grader_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
