@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from grader import logfile
+from grader.logfile import SubmissionLog
 from grader.reports import feedback
 from tests.conftest import EXAMPLES, ROOT, grader_cli
 
@@ -41,14 +43,14 @@ def test_everything_from_student_code_is_escaped(tmp_path: Path) -> None:
     log = log_with(student=evil, errors=[{"kind": "cell_error", "message": f"cell 2 raised {evil}"}])
     log["checks"][1]["message"] = evil
     log["checks"][1]["hint"] = evil
-    page = feedback.render_page(log, tmp_path)
+    page = feedback.render_page(SubmissionLog.from_dict(log), tmp_path)
     assert "<script" not in page and "<img src=x" not in page and "onerror=alert(2)>" not in page
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 5  # title, h1, error, message, hint
     assert "<script" not in page.lower() and "http" not in page  # no scripts, nothing external
 
 
 def test_page_lists_checks_hint_and_failed_links(tmp_path: Path) -> None:
-    page = feedback.render_page(log_with(), tmp_path, titles={"1.A": "RNNLayer"})
+    page = feedback.render_page(SubmissionLog.from_dict(log_with()), tmp_path, titles={"1.A": "RNNLayer"})
     assert "<h1>demo: feedback for alice</h1>" in page
     assert '<strong>1 / 3</strong>' in page
     assert '<span>1.A RNNLayer</span><span>1 / 3</span>' in page
@@ -69,14 +71,14 @@ def test_only_the_graders_own_png_figures_are_inlined(tmp_path: Path) -> None:
              {"cell": 5, "figures": ["figures/cell-05-1.png", "/etc/passwd"]}]
     found = feedback.figures(log_with(cells=cells), tmp_path)
     assert found == [(3, "figures/cell-03-1.png", PNG)]
-    page = feedback.render_page(log_with(cells=cells), tmp_path)
+    page = feedback.render_page(SubmissionLog.from_dict(log_with(cells=cells)), tmp_path)
     assert page.count("data:image/png;base64,") == 1
     assert f'src="data:image/png;base64,{base64.b64encode(PNG).decode()}"' in page
 
 
 def test_markdown_summary_is_table_safe() -> None:
     log = log_with(errors=[{"kind": "cell_error", "message": "raised | ![x](http://e/x) <b>`"}])
-    text = feedback.markdown_summary(log, visible_only=True)
+    text = feedback.markdown_summary(SubmissionLog.from_dict(log), visible_only=True)
     assert text.splitlines()[:5] == [
         "### demo: 1 / 3 points (visible checks only)", "",
         "| question | check | result | points |", "|---|---|---|---|",
@@ -107,7 +109,8 @@ needs_chromium = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def correct_page(graded_examples: dict[str, Any]) -> Path:
     log_dir = graded_examples["out"] / "full_marks_alt_layout"
-    log = json.loads((log_dir / "submission_log.json").read_text())
+    log = logfile.read(log_dir / "submission_log.json")
+    assert log is not None
     return feedback.write_page(log, log_dir, titles=TITLES)
 
 
@@ -135,7 +138,8 @@ def test_browser_shows_checks_score_and_the_gradient_plot(correct_page: Path, tm
 @needs_chromium
 def test_browser_screenshot_of_a_failing_submission(graded_examples: dict[str, Any], tmp_path: Path) -> None:
     log_dir = graded_examples["out"] / "raises_in_1b"
-    log = json.loads((log_dir / "submission_log.json").read_text())
+    log = logfile.read(log_dir / "submission_log.json")
+    assert log is not None
     page = feedback.write_page(log, log_dir, titles=TITLES)
     shot = tmp_path / "page.png"
     r = chromium("--hide-scrollbars", "--window-size=1000,2200", f"--screenshot={shot}", page.as_uri(),

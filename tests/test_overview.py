@@ -59,7 +59,7 @@ def grades(tmp_path: Path) -> Path:
 
 def test_histogram_failed_checks_and_troubled(grades: Path) -> None:
     ov = overview.load(grades)
-    assert [log["student"] for log in ov.logs] == ["alice", "bob", "carol", "dave", "erin"]
+    assert [log.student for log in ov.logs] == ["alice", "bob", "carol", "dave", "erin"]
     assert ov.questions == ["1.A", "1.B", "1.C"]
     assert ov.max_score == 30.0
     assert ov.histogram() == [(0.0, 3.0, 2), (3.0, 6.0, 0), (6.0, 9.0, 0), (9.0, 12.0, 0),
