@@ -9,16 +9,10 @@ from __future__ import annotations
 import re
 import sys
 import traceback
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-
-NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "tanh": torch.tanh,
-    "relu": torch.relu,
-    "identity": lambda z: z,
-}
 
 
 class NotDefined(Exception):
@@ -39,12 +33,12 @@ def tensor(value: Any, *, grad: bool = False) -> torch.Tensor:
 
 
 def detached(value: Any) -> Any:
-    """A tensor the student's code returned, cut from autograd (as the course prints them)."""
+    """A tensor the student's code returned, cut from autograd (as a notebook prints it)."""
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
 def fill_(module: torch.nn.Module, value: float) -> torch.nn.Module:
-    """Set every parameter and buffer to ``value``, the way the course's tests do.
+    """Set every parameter and buffer to ``value``, the way course self-tests often do.
 
     Goes through ``state_dict`` so the result does not depend on how a student laid out
     parameters or in which order modules were created.
@@ -109,22 +103,37 @@ def _student_function(exc: BaseException) -> str:
     return frames[-1].name if frames and frames[-1].name != "<module>" else ""
 
 
-def _course_stub(exc: BaseException) -> bool:
-    """An untouched course stub: its function leaves the result unset or *returns*
+def _looks_like_stub(exc: BaseException, stub_messages: Sequence[str]) -> bool:
+    """An untouched stub: its function leaves the result unset or *returns*
     ``NotImplementedError()``, so the error comes later, with a message about something
-    else."""
+    else. What that message is depends on the stub, so an assignment's probes module lists
+    its own (``STUB_MESSAGES``) beside these rules, which hold for any stub."""
     text = safe_str(exc, 500)
-    if "NotImplementedError" in text or "stack expects a non-empty TensorList" in text:
+    if "NotImplementedError" in text or any(m in text for m in stub_messages):
         return True
     return isinstance(exc, NameError) and bool(_student_function(exc))
 
 
-def describe_failure(exc: BaseException) -> dict[str, str]:
+def declared_stub_messages(probes: object) -> tuple[str, ...]:
+    """A probes module's ``STUB_MESSAGES`` (a tuple of error texts), read defensively: a lone
+    string would otherwise match by its characters, and a malformed value must not turn a
+    student's error into a grader's crash."""
+    declared = getattr(probes, "STUB_MESSAGES", ())
+    if isinstance(declared, str):
+        declared = (declared,)
+    if not isinstance(declared, (tuple, list)):
+        return ()
+    return tuple(m for m in declared if isinstance(m, str) and m)
+
+
+def describe_failure(exc: BaseException, *, stub_messages: Sequence[str] = ()) -> dict[str, str]:
+    """``exc`` as a probe's or a cell's error; ``stub_messages``: the probes module's
+    ``STUB_MESSAGES``, texts of errors that mean the student's code is still the stub."""
     if isinstance(exc, NotImplementedError):
         kind = "not_implemented"
     elif isinstance(exc, NotDefined):
         kind = "not_defined"
-    elif _course_stub(exc):
+    elif _looks_like_stub(exc, stub_messages):
         kind = "stub"
     else:
         kind = "error"

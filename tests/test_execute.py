@@ -52,3 +52,15 @@ def test_a_hung_probe_is_killed_and_the_others_still_answer(worker: Worker, tmp_
     assert ex.answers["b"].value == {"value": 3}
     assert ex.attempts == 2
     assert ex.events == ("check input a: the check did not finish within 11 s; killed; ran the notebook again without it",)
+
+
+def test_stub_messages_come_from_the_probes_module(worker: Worker, tmp_path: Path) -> None:
+    fail = "def fail(ns):\n    raise RuntimeError('deep down: the stub left it empty')\n"
+    requests = {"f": ("fail", {})}
+    plain = worker.run(workdir=tmp_path, cells=["x = 1"], probes_source=PROBES + fail,
+                       requests=requests)
+    declared = worker.run(workdir=tmp_path, cells=["x = 1"], requests=requests,
+                          probes_source="STUB_MESSAGES = ('the stub left it empty',)\n" + PROBES + fail)
+    assert plain.answers["f"].error is not None and declared.answers["f"].error is not None
+    assert (plain.answers["f"].error["kind"], declared.answers["f"].error["kind"]) == ("error", "stub")
+

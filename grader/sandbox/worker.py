@@ -357,9 +357,12 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
         return 0
     module = types.ModuleType("probes")
     exec(compile(probes["source"], "<probes>", "exec"), module.__dict__)
+    from grader import probelib
+
+    stubs = probelib.declared_stub_messages(module)
     nonce = probes["nonce"]
     for item in probes["requests"]:
-        answer = _answer(module, shell.user_ns, item, nonce, limits, out)
+        answer = _answer(module, shell.user_ns, item, nonce, limits, out, stubs)
         if os.getpid() != runner_pid:
             os._exit(0)
         try:
@@ -373,7 +376,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
 
 
 def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], nonce: str,
-            limits: Limits, out: _CappedText) -> dict[str, Any]:
+            limits: Limits, out: _CappedText, stubs: tuple[str, ...]) -> dict[str, Any]:
     from grader import probelib
 
     reply: dict[str, Any] = {"type": "probe", "id": item["id"], "nonce": nonce}
@@ -386,7 +389,7 @@ def _answer(module: types.ModuleType, ns: dict[str, Any], item: dict[str, Any], 
         reply.update(ok=True, value=wire.encode_value(value))
     except BaseException as exc:
         signal.setitimer(signal.ITIMER_PROF, 0)
-        reply.update(ok=False, error=probelib.describe_failure(exc))
+        reply.update(ok=False, error=probelib.describe_failure(exc, stub_messages=stubs))
         if isinstance(exc, _CellTimeout):
             reply["error"]["kind"] = "timeout"
     finally:
@@ -419,6 +422,8 @@ def _describe(exc: BaseException, shell: Any) -> dict[str, str]:
 
     if isinstance(exc, _CellTimeout):
         return {"ename": "TimeoutError", "evalue": "cell exceeded its CPU time limit", "traceback": ""}
+    # Cells run before the probes arrive, so without the assignment's STUB_MESSAGES: a cell
+    # error's kind is not scored (a probe's answer is, and it has them).
     return probelib.describe_failure(exc)
 
 
