@@ -71,7 +71,7 @@ def _choose_assignment(root: Path, dirs: list[Path], name: str | None) -> spec.A
     """The assignment named, else the one whose notebook the folders hold.
 
     A folder's notebook counts under the same rule grading uses (``choose_notebook``); a lone
-    notebook named otherwise counts for the assignment its metadata names.
+    notebook named otherwise counts for the assignment its metadata declares.
     """
     if name:
         return spec.find(root, name)
@@ -91,8 +91,8 @@ def _choose_assignment(root: Path, dirs: list[Path], name: str | None) -> spec.A
         wanted = ", ".join(a.notebook for a in candidates)
         raise InputError(f"no student folder holds a known notebook ({wanted}); "
                          "choose the assignment with --assignment")
-    names = ", ".join(a.name for a in present)
-    raise InputError(f"the submissions hold notebooks of several assignments ({names}); "
+    found = ", ".join(a.name for a in present)
+    raise InputError(f"the submissions hold notebooks of several assignments ({found}); "
                      "choose one with --assignment")
 
 
@@ -227,9 +227,9 @@ def check(notebook: Path, checks_dir: Path | None, data_dir: Path | None, out_di
 
     Works from the student template alone (it ships what the visible checks need).
 
-    Example: grader check rnn_and_grad.ipynb
+    Example: grader check hw1.ipynb
 
-    Example: grader check rnn_and_grad.ipynb --out feedback/ --summary "$GITHUB_STEP_SUMMARY"
+    Example: grader check hw1.ipynb --out feedback/ --summary "$GITHUB_STEP_SUMMARY"
     """
     from grader.grading.selfcheck import self_check
 
@@ -289,15 +289,15 @@ def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | 
 
     `grader run --checks DIR` grades with it on a machine that has no reference solution.
 
-    Example: grader bundle rnn_and_grad --out build/rnn_and_grad-checks
+    Example: grader bundle hw1 --out build/hw1-checks
     """
-    from grader.grading.plan import limits_for
+    from grader.grading.plan import limits_for, warm_up_for
     from grader.publish.bundle import checks_bundle
     from grader.sandbox.local import Worker
 
     project = _need_root(root)
     a = spec.find(project, assignment)
-    with Worker(limits=limits_for(a)) as worker:
+    with Worker(limits=limits_for(a), **warm_up_for([a])) as worker:
         files = checks_bundle(a, root=project, dest=out_dir, executor=worker, data_dir=data_dir,
                               include_hidden=not visible_only)
     for path, content in files.items():
@@ -369,7 +369,7 @@ def gradescope_bundle(assignment: str, out_zip: Path, data_dir: Path | None,
                       root: Path | None) -> None:
     """Build a Gradescope autograder zip: setup.sh, run_autograder, checks, grader, data.
 
-    Example: grader gradescope-bundle rnn_and_grad --out autograder.zip
+    Example: grader gradescope-bundle hw1 --out autograder.zip
     """
     from grader.publish import gradescope
 

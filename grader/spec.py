@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,12 @@ class Assignment:
     data: DataSpec | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     records: tuple[Record, ...] = ()
+    # pip requirement strings a grading machine installs for the notebook (Gradescope's setup.sh).
+    requirements: tuple[str, ...] = ()
+    # Modules the warm worker imports once, so no submission pays for importing them.
+    preload: tuple[str, ...] = ()
+    # A script the warm worker runs once before serving (e.g. to warm a library's caches).
+    warmup_path: Path | None = None
 
     @property
     def max_score(self) -> float:
@@ -126,6 +133,8 @@ class Assignment:
         h = hashlib.sha256()
         h.update((self.directory / "assignment.yaml").read_bytes())
         h.update(self.probes_path.read_bytes())
+        if self.warmup_path is not None:  # every submission starts from the state it leaves
+            h.update(self.warmup_path.read_bytes())
         return h.hexdigest()
 
 
@@ -160,6 +169,18 @@ class _Reader:
 def _article(name: str) -> str:
     return {"float": "a number", "int": "an integer", "str": "a string", "dict": "a mapping",
             "list": "a list", "bool": "true or false"}.get(name, name)
+
+
+_REQUIREMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._, -]*\])?\s*([<>=!~;@ (]|$)")
+
+
+def _strings(r: _Reader, raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    """An optional top-level list of non-empty strings."""
+    values = r.get(raw, key, "", list, [])
+    for i, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            raise r.fail(f"{key}[{i}]", f"expected a non-empty string, got {value!r}")
+    return tuple(v.strip() for v in values)
 
 
 def load(directory: Path) -> Assignment:
@@ -217,7 +238,26 @@ def load(directory: Path) -> Assignment:
         records.append(Record(r.get(rec, "name", f"records[{i}].", str),
                               r.get(rec, "probe", f"records[{i}].", str),
                               r.get(rec, "args", f"records[{i}].", dict, {})))
+    requirements = _strings(r, raw, "requirements")
+    for i, req in enumerate(requirements):
+        # A project name first: no pip option ("--index-url ...") and no line break rides in.
+        if not _REQUIREMENT.match(req) or "\n" in req:
+            raise r.fail(f"requirements[{i}]", f"expected a pip requirement such as "
+                                               f"'tqdm>=4.66', got {req!r}")
+    preload = _strings(r, raw, "preload")
+    for i, module in enumerate(preload):
+        if not all(part.isidentifier() for part in module.split(".")):
+            raise r.fail(f"preload[{i}]", f"expected a module name such as 'tqdm.auto', "
+                                          f"got {module!r}")
+    warmup_path: Path | None = None
+    if "warmup" in raw:
+        warmup_path = directory / r.get(raw, "warmup", "", str)
+        if not warmup_path.is_file():
+            raise r.fail("warmup", f"{warmup_path} does not exist")
+    elif (directory / "warmup.py").is_file():
+        warmup_path = directory / "warmup.py"
     return Assignment(
+        requirements=requirements, preload=preload, warmup_path=warmup_path,
         records=tuple(records),
         name=name, title=r.get(raw, "title", "", str, name),
         notebook=r.get(raw, "notebook", "", str, f"{name}.ipynb"),

@@ -64,3 +64,28 @@ def test_stub_messages_come_from_the_probes_module(worker: Worker, tmp_path: Pat
     assert plain.answers["f"].error is not None and declared.answers["f"].error is not None
     assert (plain.answers["f"].error["kind"], declared.answers["f"].error["kind"]) == ("error", "stub")
 
+
+def test_the_assignments_preload_and_warmup_run_once_before_serving(tmp_path: Path) -> None:
+    # Modules nothing else in the worker imports; a preload that does not import is skipped.
+    script = tmp_path / "warmup.py"
+    script.write_text("import wave\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    probes = PROBES + "def loaded(ns):\n    import sys\n    return {m: m in sys.modules for m in ('wave', 'mailbox')}\n"
+    with Worker(limits=Limits(), preload=("mailbox", "no_such_module_at_all"), warmup=[script]) as w:
+        ex = w.run(workdir=work, cells=["x = 1"], probes_source=probes, requests={"m": ("loaded", {})})
+    assert ex.answers["m"].value == {"wave": True, "mailbox": True}
+    assert ex.cells[0].figures == ()  # the warm-up's figure is nobody's output
+
+
+def test_a_failing_warmup_stops_the_worker_and_names_the_file(tmp_path: Path) -> None:
+    from grader.errors import SandboxError
+
+    script = tmp_path / "warmup.py"
+    script.write_text("x = 1\nraise ValueError('no cache here')\n")
+    with pytest.raises(SandboxError) as info:
+        Worker(limits=Limits(), warmup=[script])
+    assert str(info.value) == ("the grading worker failed to start: warm-up script "
+                               f"{script.resolve()}, line 2 raised ValueError: no cache here")
+    with pytest.raises(SandboxError, match="warm-up script .*/gone.py: no such file"):
+        Worker(limits=Limits(), warmup=[tmp_path / "gone.py"])

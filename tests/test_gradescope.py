@@ -176,6 +176,17 @@ def run_autograder(root: Path, unset: tuple[str, ...] = ()) -> subprocess.Comple
                           text=True, timeout=900)
 
 
+def test_setup_sh_installs_the_assignments_requirements() -> None:
+    setup = gradescope.setup_sh(("Torch==2.13.0", "tqdm>=4.66", "ipywidgets"))
+    # torch (any spelling) from the CPU index first; then one resolver run with the grader.
+    assert ("-m pip install Torch==2.13.0 --index-url \"$TORCH_INDEX\"\n"
+            "\"$ROOT/venv/bin/python\" -m pip install \"$SOURCE/grader_src\" Torch==2.13.0 "
+            "'tqdm>=4.66' ipywidgets\n") in setup
+    plain = gradescope.setup_sh(("tqdm>=4.66",))
+    assert '--index-url "$TORCH_INDEX"' not in plain  # no torch asked for: no CPU-index step
+    assert "-m pip install \"$SOURCE/grader_src\" 'tqdm>=4.66'\n" in plain
+
+
 def test_zip_layout(autograder_zip: Path) -> None:
     with zipfile.ZipFile(autograder_zip) as zf:
         names = set(zf.namelist())
@@ -188,7 +199,8 @@ def test_zip_layout(autograder_zip: Path) -> None:
             "grader_src/grader/cli.py"} <= names
     assert modes["setup.sh"] == 0o755 and modes["run_autograder"] == 0o755
     assert 'TORCH_INDEX="${GRADER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"' in setup
-    assert 'pip install torch==2.13.0 --index-url "$TORCH_INDEX"' in setup
+    assert 'pip install torch==2.13.0 --index-url "$TORCH_INDEX"' in setup  # the YAML's requirements
+    assert "'ipywidgets>=8.1'" in setup
     assert "python3.11-venv" not in setup and "grader_src/LICENSE" in names
     # No notebook-choosing of its own (it copied what a link pointed at): grader run's rule.
     assert runner.startswith("#!/usr/bin/env bash\n") and "find " not in runner
@@ -242,9 +254,11 @@ def test_autograder_fails_loudly_when_grader_cannot_run(autograder_zip: Path, tm
 
 
 def test_setup_sh_is_executable_bash() -> None:
-    assert gradescope.SETUP_SH.startswith("#!/usr/bin/env bash\n")
-    r = subprocess.run(["bash", "-n", "-c", gradescope.SETUP_SH], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    for requirements in ((), ("torch==2.13.0", "tqdm>=4.66", "ipywidgets")):
+        setup = gradescope.setup_sh(requirements)
+        assert setup.startswith("#!/usr/bin/env bash\n")
+        r = subprocess.run(["bash", "-n", "-c", setup], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
     r = subprocess.run(["bash", "-n", "-c", gradescope.RUN_AUTOGRADER], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 

@@ -56,6 +56,40 @@ def test_the_real_assignments_load() -> None:
     assert a.max_score == 30.0
     assert {c.question for c in a.checks} == {"1.A", "1.B", "1.C"}
     assert {c.visibility for c in a.checks} == {"visible", "hidden"}
+    assert "torch==2.13.0" in a.requirements and "ipywidgets" in a.preload
+
+
+def test_requirements_preload_and_warmup(tmp_path: Path) -> None:
+    d = write(tmp_path, GOOD + 'requirements: ["torch==2.13.0", "tqdm>=4.66"]\n'
+                              "preload: [tqdm, tqdm.auto]\n")
+    a = spec.load(d)
+    assert a.requirements == ("torch==2.13.0", "tqdm>=4.66")
+    assert (a.preload, a.warmup_path) == (("tqdm", "tqdm.auto"), None)
+    assert spec.load(write(tmp_path, GOOD)).requirements == ()
+    # warmup.py beside the spec is found without a key, and counts in the fingerprint.
+    before = spec.load(d).fingerprint()
+    (d / "warmup.py").write_text("import json\n")
+    assert spec.load(d).warmup_path == d / "warmup.py"
+    assert spec.load(d).fingerprint() != before
+    (d / "warm.py").write_text("import json\n")
+    assert spec.load(write(tmp_path, GOOD + "warmup: warm.py\n")).warmup_path == d / "warm.py"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("requirements: torch\n", "requirements: expected a list, got 'torch'"),
+    ("requirements: [3]\n", "requirements[0]: expected a non-empty string, got 3"),
+    ('requirements: ["--index-url=http://x"]\n',
+     "requirements[0]: expected a pip requirement such as 'tqdm>=4.66', got '--index-url=http://x'"),
+    ("preload: [tqdm auto]\n", "preload[0]: expected a module name such as 'tqdm.auto', got 'tqdm auto'"),
+    ("preload: {tqdm: 1}\n", "preload: expected a list, got {'tqdm': 1}"),
+    ("warmup: 3\n", "warmup: expected a string, got 3"),
+])
+def test_new_top_level_keys_are_checked(tmp_path: Path, extra: str, message: str) -> None:
+    assert error(tmp_path, GOOD + extra) == message
+
+
+def test_a_missing_warmup_script_is_an_error(tmp_path: Path) -> None:
+    assert error(tmp_path, GOOD + "warmup: warm.py\n") == f"warmup: {tmp_path}/demo/warm.py does not exist"
 
 
 @pytest.mark.parametrize("change, message", [

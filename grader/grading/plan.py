@@ -14,12 +14,29 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, TypedDict
 
 from grader import __version__, datasets, logfile
 from grader.execution import Limits, Requests
 from grader.spec import Assignment
 from grader.submission import stage
+
+
+class WarmUp(TypedDict):
+    """A warm worker's keywords for what its assignments import and run before it serves
+    (``Worker(limits=..., **warm_up_for(assignments))``; ``ClusterExecutor`` takes them too)."""
+
+    preload: tuple[str, ...]
+    warmup: tuple[Path, ...]
+
+
+def warm_up_for(assignments: Iterable[Assignment]) -> WarmUp:
+    """The union of the assignments' ``preload`` modules and ``warmup.py`` scripts: one worker
+    may serve several assignments (``grader build``)."""
+    chosen = list(assignments)
+    return WarmUp(preload=tuple(dict.fromkeys(m for a in chosen for m in a.preload)),
+                  warmup=tuple(dict.fromkeys(a.warmup_path for a in chosen
+                                             if a.warmup_path is not None)))
 
 
 def limits_for(assignment: Assignment, *, threads: int = 1) -> Limits:

@@ -21,7 +21,7 @@ from grader.errors import SpecError
 from grader.execution import Executor, Protections, protections_off
 from grader.grading import expected as expected_mod
 from grader.grading.pipeline import Cancelled, Graded, RunContext, grade_submission, open_submission
-from grader.grading.plan import GradingPlan
+from grader.grading.plan import GradingPlan, warm_up_for
 from grader.spec import Assignment
 from grader.submission import read_notebook
 
@@ -66,18 +66,20 @@ class GradingSession:
     def __enter__(self) -> GradingSession:
         from grader.sandbox.local import Worker
 
+        warm_up = warm_up_for([self.assignment])
         if self.scheduler:
             from grader.sandbox.cluster import ClusterExecutor
 
             # First: an unreachable scheduler stops the run (exit 5) before anything runs.
             self._cluster = ClusterExecutor(
                 scheduler=self.scheduler, limits=self.limits,
-                allow_unconfined=self.allow_unconfined,
+                allow_unconfined=self.allow_unconfined, **warm_up,
                 warn=lambda line: self.console.print(f"WARNING: {line}", style="bold red",
                                                      markup=False, highlight=False))
         try:
             # With a cluster, only the reference runs here.
-            self._worker = Worker(limits=self.limits, slots=1 if self._cluster else self.jobs)
+            self._worker = Worker(limits=self.limits, slots=1 if self._cluster else self.jobs,
+                                  **warm_up)
             self._prepare(self._worker)
         except BaseException:
             self.__exit__()

@@ -3,8 +3,9 @@
 Gradescope's contract (https://gradescope-autograders.readthedocs.io/en/latest/specs/): the zip
 holds ``setup.sh`` (run once, as root, when the image is built) and ``run_autograder`` (run per
 submission, in ``/autograder``), which must write ``/autograder/results/results.json``. Ours
-installs this package from the zip, grades ``/autograder/submission`` with the checks bundle
-(hidden checks included) and converts the log with ``grader gradescope-results``.
+installs this package from the zip with the assignment's ``requirements`` (its YAML's), grades
+``/autograder/submission`` with the checks bundle (hidden checks included) and converts the log
+with ``grader gradescope-results``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 import io
 import math
 import re
+import shlex
 import stat
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import grader
 from grader import spec
@@ -30,8 +32,10 @@ TOP_LEVEL_KEYS = {"score", "execution_time", "output", "output_format", "test_ou
                   "leaderboard"}
 TEST_KEYS = {"score", "max_score", "status", "name", "name_format", "number", "output",
              "output_format", "tags", "visibility", "extra_data"}
-TORCH_PIN = "torch==2.13.0"
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+# PyPI's Linux wheels of these are CUDA builds (gigabytes, no GPU to use on Gradescope): an
+# assignment's requirement on one of them is installed from the CPU index instead.
+CPU_INDEX_PROJECTS = ("torch", "torchvision", "torchaudio")
 
 
 def _g(x: float) -> str:
@@ -183,7 +187,33 @@ def validate_results(d: Any) -> list[str]:
 
 MIN_PYTHON = (3, 10)  # pyproject's requires-python
 
-SETUP_SH = f"""#!/usr/bin/env bash
+def _project(requirement: str) -> str:
+    """The normalised project name a pip requirement string starts with (PEP 503)."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else ""
+
+
+def setup_sh(requirements: Sequence[str]) -> str:
+    """setup.sh for an assignment whose notebook needs ``requirements`` (its YAML's)."""
+    cpu = [r for r in requirements if _project(r) in CPU_INDEX_PROJECTS]
+    install_cpu = ""
+    if cpu:
+        install_cpu = ("# CPU wheels first, so installing the grader does not pull torch's CUDA "
+                       "build from PyPI.\n"
+                       f'"$ROOT/venv/bin/python" -m pip install {_quoted(cpu)} '
+                       '--index-url "$TORCH_INDEX"\n')
+    # One resolver run for the grader and the notebook's requirements: a pin that conflicts
+    # with the grader's own fails the build here, not a student's submission later.
+    rest = f" {_quoted(requirements)}" if requirements else ""
+    # Not str.format: the script's own ${...} would read as fields.
+    return _SETUP_SH.replace("{install_cpu}", install_cpu).replace("{rest}", rest)
+
+
+def _quoted(requirements: Sequence[str]) -> str:
+    return " ".join(shlex.quote(r) for r in requirements)
+
+
+_SETUP_SH = f"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image (made by
 # `grader gradescope-bundle`). Everything goes into a venv so the image's python is untouched.
 set -euo pipefail
@@ -191,7 +221,7 @@ SOURCE="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
 ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 TORCH_INDEX="${{GRADER_TORCH_INDEX:-{TORCH_INDEX}}}"
 # The image's own Python: 3.10 on Gradescope's Ubuntu 22.04 base image, 3.12 on 24.04; the
-# grader needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer. GRADER_PYTHON names another one.
+# grader needs {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer. GRADER_PYTHON chooses another one.
 PYTHON=""
 for candidate in ${{GRADER_PYTHON:-}} python3 python3.13 python3.12 python3.11 python3.10; do
   if command -v "$candidate" >/dev/null 2>&1 \\
@@ -214,9 +244,7 @@ if ! "$PYTHON" -m venv "$ROOT/venv" >/dev/null 2>&1; then
   "$PYTHON" -m venv "$ROOT/venv"
 fi
 "$ROOT/venv/bin/python" -m pip install --upgrade pip
-# CPU wheels first, so installing the grader does not pull torch's CUDA build from PyPI.
-"$ROOT/venv/bin/python" -m pip install {TORCH_PIN} --index-url "$TORCH_INDEX"
-"$ROOT/venv/bin/python" -m pip install "$SOURCE/grader_src"
+{{install_cpu}}"$ROOT/venv/bin/python" -m pip install "$SOURCE/grader_src"{{rest}}
 "$ROOT/venv/bin/grader" --version
 # What confinement this image allows, for the instructor's build log (a container may lack
 # namespaces or cgroups; each submission's log records the same report).
@@ -236,7 +264,7 @@ trap 'rm -rf "$WORK"' EXIT
 STUDENT="$WORK/submissions/submission"
 mkdir -p "$STUDENT" "$ROOT/results"
 # -R copies links as links: `grader run` refuses them, never reading a file they point at.
-# Uploads arrive renamed ("rnn_and_grad (2).ipynb") or in a folder: `grader run` chooses the
+# Uploads arrive renamed ("hw1 (2).ipynb") or in a folder: `grader run` chooses the
 # notebook by the same rule as everywhere (submission.choose_notebook) and says so in the log.
 cp -R "$ROOT/submission/." "$STUDENT/"
 DATA=()
@@ -259,7 +287,7 @@ def _source_root() -> Path:
 def build_zip(a: spec.Assignment, *, root: Path, data_dir: Path | None) -> bytes:
     """The autograder zip for ``a``: scripts, checks (hidden ones too), grader source, data."""
     from grader import datasets
-    from grader.grading.plan import limits_for
+    from grader.grading.plan import limits_for, warm_up_for
     from grader.publish.bundle import checks_bundle
     from grader.sandbox.local import Worker
 
@@ -267,7 +295,7 @@ def build_zip(a: spec.Assignment, *, root: Path, data_dir: Path | None) -> bytes
     if a.data is not None:
         data_folder = datasets.locate(a, data_dir)
     dest = Path("checks")
-    with Worker(limits=limits_for(a)) as worker:
+    with Worker(limits=limits_for(a), **warm_up_for([a])) as worker:
         checks = checks_bundle(a, root=root, dest=dest, executor=worker, data_dir=data_folder,
                                include_hidden=True)
     return write_zip(bundle_files(a, checks=checks, checks_dest=dest, data_folder=data_folder))
@@ -277,7 +305,7 @@ def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: 
                  data_folder: Path | None) -> dict[str, bytes]:
     """Zip member name -> content. ``checks`` is ``publish.bundle.checks_bundle``'s output."""
     files: dict[str, bytes] = {
-        "setup.sh": SETUP_SH.encode(),
+        "setup.sh": setup_sh(a.requirements).encode(),
         "run_autograder": RUN_AUTOGRADER.encode(),
     }
     for path, content in checks.items():
@@ -299,7 +327,8 @@ def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: 
 
 
 def write_zip(files: dict[str, bytes]) -> bytes:
-    """A reproducible zip (fixed timestamps, sorted names); the two scripts are executable."""
+    """A reproducible zip (fixed timestamps, members in sorted order); the two scripts are
+    executable."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(files):

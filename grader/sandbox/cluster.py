@@ -33,7 +33,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from grader import wire
 from grader.errors import SandboxError
@@ -70,9 +70,9 @@ def read_files(workdir: Path) -> dict[str, bytes]:
     """A staged folder's regular files by relative POSIX path, capped like ``submission.stage``."""
     files: dict[str, bytes] = {}
     total = 0
-    for root, dirs, names in os.walk(workdir, followlinks=False):
+    for root, dirs, found in os.walk(workdir, followlinks=False):
         dirs.sort()
-        for name in sorted(names):
+        for name in sorted(found):
             path = Path(root) / name
             if not stat.S_ISREG(os.lstat(path).st_mode):
                 continue
@@ -104,9 +104,15 @@ class SandboxPlugin(WorkerPlugin):
     """One warm grading worker per Dask worker, for every task of one run's limits."""
 
     def __init__(self, *, name: str, limits: dict[str, Any], allow_unconfined: bool,
-                 code: str) -> None:
+                 code: str, preload: Sequence[str] = (),
+                 warmup: Sequence[tuple[str, str]] = ()) -> None:
+        """``warmup``: the assignment's warm-up scripts as (the client's path, source): the
+        files are on the client's machine, not this one."""
         self.name = name
         self.limits = limits
+        self.preload = tuple(preload)
+        self.warmup = tuple(warmup)
+        self.warmup_dir: Path | None = None
         self.allow_unconfined = allow_unconfined
         self.code = code  # the client's grader.logfile.code_fingerprint()
         self.worker: Worker | None = None
@@ -144,7 +150,15 @@ class SandboxPlugin(WorkerPlugin):
 
     def _start(self) -> dict[str, str]:
         sweep_orphan_cgroups()
-        self.worker = Worker(limits=Limits(**self.limits), slots=self.slots)
+        scripts = self._warmup_files()
+        try:
+            self.worker = Worker(limits=Limits(**self.limits), slots=self.slots,
+                                 preload=self.preload, warmup=scripts)
+        except SandboxError as exc:
+            message = str(exc)  # named as the instructor knows them, not by this copy
+            for (client_path, _), local in zip(self.warmup, scripts):
+                message = message.replace(str(local.resolve()), client_path)
+            raise SandboxError(message) from None
         # One empty notebook shows the whole report (namespaces, Landlock, ...), not just cgroups.
         empty = Path(tempfile.mkdtemp(prefix="grader-selftest-"))
         try:
@@ -153,10 +167,26 @@ class SandboxPlugin(WorkerPlugin):
         finally:
             shutil.rmtree(empty, ignore_errors=True)
 
+    def _warmup_files(self) -> list[Path]:
+        """The warm-up scripts as files of this machine, written once (restarts reuse them)."""
+        if self.warmup and self.warmup_dir is None:
+            self.warmup_dir = Path(tempfile.mkdtemp(prefix="grader-warmup-"))
+            for k, (client_path, source) in enumerate(self.warmup):
+                target = self.warmup_dir / str(k) / Path(client_path).name
+                target.parent.mkdir()
+                target.write_text(source, encoding="utf-8")
+        if self.warmup_dir is None:
+            return []
+        return [self.warmup_dir / str(k) / Path(client_path).name
+                for k, (client_path, _) in enumerate(self.warmup)]
+
     def teardown(self, worker: Any) -> None:
         if self.worker is not None:
             self.worker.close()
             self.worker = None
+        if self.warmup_dir is not None:
+            shutil.rmtree(self.warmup_dir, ignore_errors=True)
+            self.warmup_dir = None
 
     def restart(self, failed: Worker) -> None:
         """After the warm process ``failed``: a fresh one for the next task (and the retry).
@@ -255,9 +285,20 @@ class ClusterExecutor:
 
     def __init__(self, *, scheduler: str, limits: Limits, allow_unconfined: bool = False,
                  connect_seconds: float = 10.0, wait_seconds: float = 60.0,
-                 warn: Callable[[str], None] | None = None) -> None:
-        """``warn(line)`` is told about each worker that will not be used, and why."""
+                 warn: Callable[[str], None] | None = None, preload: Sequence[str] = (),
+                 warmup: Sequence[Path] = ()) -> None:
+        """``warn(line)`` is told about each worker that will not be used, and why.
+
+        ``preload`` and ``warmup`` as for ``Worker``: each Dask worker's warm process does them.
+        """
         from grader import logfile
+
+        scripts: list[tuple[str, str]] = []
+        for path in warmup:  # read here: the Dask workers have no copy of the course
+            try:
+                scripts.append((str(path), path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SandboxError(f"warm-up script {path}: cannot read it ({exc})") from None
 
         self.scheduler = scheduler
         self.limits = limits
@@ -297,7 +338,8 @@ class ClusterExecutor:
             # A fresh name per run: a worker may serve several runs, each with its own limits.
             self.client.register_plugin(SandboxPlugin(
                 name=self.plugin_name, limits=settings, allow_unconfined=allow_unconfined,
-                code=logfile.code_fingerprint()), name=self.plugin_name)
+                code=logfile.code_fingerprint(), preload=preload, warmup=scripts),
+                name=self.plugin_name)
             self.workers = self.client.run(_plugin_status, self.plugin_name)
             self.slots = 0
             for address, st in sorted(self.workers.items()):

@@ -9,6 +9,7 @@ probe), so a hung or crashed submission keeps what it earned elsewhere.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -23,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from grader import wire
 from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer, Requests
@@ -61,8 +62,17 @@ class Worker:
     Thread-safe: call ``run`` from up to ``slots`` threads. Use as a context manager.
     """
 
-    def __init__(self, *, limits: Limits, slots: int = 1, confine: bool = True) -> None:
-        """``confine=False`` runs without any protection: only for measuring what it costs."""
+    def __init__(self, *, limits: Limits, slots: int = 1, confine: bool = True,
+                 preload: Sequence[str] = (), warmup: Sequence[Path] = ()) -> None:
+        """``confine=False`` runs without any protection: only for measuring what it costs.
+
+        ``preload`` (modules) and ``warmup`` (scripts) are the assignments' own warm-up
+        (``spec.Assignment.preload`` and ``.warmup_path``), done once in the worker before it
+        serves; a warm-up script that fails stops it with a ``SandboxError`` naming the file.
+        """
+        for script in warmup:
+            if not script.is_file():
+                raise SandboxError(f"warm-up script {script}: no such file")
         self.limits = limits
         self.confine = confine
         self.peak_child_rss_kb = 0
@@ -90,8 +100,10 @@ class Worker:
         # the worker with torch loaded: fork+exit 26 -> 13 ms. A no-op where THP is off. The
         # submission's own environment is replaced (worker._run_session), so it never sees this.
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+        setup = json.dumps({"preload": list(preload),
+                            "warmup": [str(script.resolve()) for script in warmup]})
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.sandbox.worker", str(child.fileno())],
+            [sys.executable, "-m", "grader.sandbox.worker", str(child.fileno()), setup],
             pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self._home,
         )
@@ -156,8 +168,6 @@ class Worker:
                 pass
 
     def _control_call(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
-        import json
-
         data = json.dumps(message).encode()
         with self._lock:  # one request, one reply: slots take turns on the control socket
             if fds:

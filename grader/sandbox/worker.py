@@ -1,10 +1,12 @@
 """The warm worker ("zygote") and the sandboxed processes it forks.
 
-The grader starts ``python -m grader.sandbox.worker FD`` with a scrubbed environment. The worker imports
-torch, numpy, matplotlib and IPython once, then waits for ``spawn`` requests on its control
-socket. It never receives a reference solution, an expected value or a notebook's content: only
-the path of a staged temporary folder and, as an attached file descriptor, the socket the
-submission will talk to the grader on. Per request it forks a process tree::
+The grader starts ``python -m grader.sandbox.worker FD [SETUP]`` with a scrubbed environment.
+The worker imports torch, numpy, matplotlib and IPython once, and what the assignment asks for
+(``SETUP``, JSON: its ``preload`` modules and ``warmup.py`` scripts, see ``preload``), then
+waits for ``spawn`` requests on its control socket. It never receives a reference solution, an
+expected value or a notebook's content: only the path of a staged temporary folder and, as an
+attached file descriptor, the socket the submission will talk to the grader on. Per request it
+forks a process tree::
 
     worker ── holder (outside; joins cgroups, unshares namespaces, reports the exit status)
                 ├── init (pid 1 of fresh user/pid/net/mount namespaces: an exec'd `sleep`)
@@ -34,7 +36,8 @@ import sys
 import time
 import traceback
 import types
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 from grader import wire
 from grader.execution import Limits, Protections
@@ -46,8 +49,14 @@ _PRELOADED: dict[str, Any] = {}
 _PNG: dict[str, Any] = {"format": "png", "dpi": 72, "pil_kwargs": {"compress_level": 1}}
 
 
-def preload() -> None:
-    """Import the heavy libraries once, before any fork, so each submission starts warm."""
+def preload(modules: Sequence[str] = (), warmups: Sequence[str] = ()) -> None:
+    """Import the heavy libraries once, before any fork, so each submission starts warm.
+
+    ``modules`` (an assignment's ``preload``) are imported too, where they import at all: a
+    notebook that needs a missing one fails on its own import, with that error in its log.
+    ``warmups`` (paths of an assignment's ``warmup.py``) run once, here; one that raises
+    stops the worker (``WarmupFailed``), since the instructor's code is wrong, not a student's.
+    """
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 
@@ -68,13 +77,13 @@ def preload() -> None:
         raise RuntimeError("no `sleep` program on PATH: it is the sandbox's init")
     _PRELOADED["sleep"] = sleep
 
-    # The first optimizer a process creates imports torch._dynamo (about 1 s of CPU); widgets
-    # are common in course notebooks. Pay for both once, here, not once per submission.
+    # The first optimizer a process creates imports torch._dynamo (about 1 s of CPU): pay for
+    # it once, here, not once per submission; and so for the assignment's ``preload``.
     import torch._dynamo  # noqa: F401
-    for name in ("ipywidgets", "tqdm", "tqdm.auto"):
+    for module in modules:
         try:
-            __import__(name)
-        except ImportError:
+            __import__(module)
+        except Exception:
             pass
 
     torch.set_num_threads(1)
@@ -85,22 +94,26 @@ def preload() -> None:
     _PRELOADED["plt"] = plt
     _PRELOADED["numpy"] = numpy
     _PRELOADED["torch"] = torch
-    # Warm the first-use paths (figure creation, PNG encoding) so no child pays for them.
-    # Draw what course notebooks draw (log axes use mathtext tick labels, slow the first time)
-    # so each child finds matplotlib's caches warm.
+    # Warm the first-use paths (figure creation, PNG encoding) so no child pays for them: a
+    # figure with what notebooks' plots commonly have (log axes, whose tick labels are
+    # mathtext and slow the first time; a mathtext label, a legend, a grid) leaves each child
+    # matplotlib's caches warm.
     for scale in ("log", "linear"):
         fig, axes = plt.subplots(1, 2, figsize=(8, 3))
         for ax in axes:
             x = numpy.arange(1, 21)
             ax.plot(x, numpy.exp(-x) * 10.0 ** numpy.linspace(-6, 3, 20), "o-", label="warm")
             ax.set_yscale(scale)
-            ax.set_xlabel("timestep t")
-            ax.set_ylabel("|dL/dh_t|")
-            ax.set_title("largest |eig| = 1.23")
+            ax.set_xlabel("step")
+            ax.set_ylabel(r"$|\partial y / \partial x_k|$")
+            ax.set_title("warm-up = 1.23")
             ax.legend()
             ax.grid(True)
         fig.savefig(io.BytesIO(), **_PNG)
         plt.close("all")
+    for path in warmups:
+        _run_warmup(path)
+    plt.close("all")  # a warm-up's figures would be every child's first cell's
     try:  # the first formatted traceback loads linecache and friends
         raise ValueError("warm")
     except ValueError as exc:
@@ -118,6 +131,26 @@ def preload() -> None:
 
     gc.collect()
     gc.freeze()
+
+
+class WarmupFailed(Exception):
+    """An assignment's warm-up script failed: the message gives the file and the line."""
+
+
+def _run_warmup(path: str) -> None:
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WarmupFailed(f"warm-up script {path}: cannot read it ({exc})") from None
+    try:
+        exec(compile(source, path, "exec"), {"__name__": "__warmup__", "__file__": path})
+    except (Exception, SystemExit) as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == path]
+        where = f", line {frames[-1].lineno}" if frames else ""
+        if isinstance(exc, SyntaxError) and exc.filename == path:
+            where = f", line {exc.lineno}"
+        raise WarmupFailed(f"warm-up script {path}{where} raised "
+                           f"{type(exc).__name__}: {exc}") from None
 
 
 # -- the worker loop ------------------------------------------------------------------------------
@@ -443,8 +476,15 @@ def _take_figures() -> list[str]:
 
 def main() -> None:
     fd = int(sys.argv[1])
+    setup = _decode_control(sys.argv[2].encode()) if len(sys.argv) > 2 else {}
     control = socket.socket(fileno=fd)
-    preload()
+    try:
+        preload([str(m) for m in setup.get("preload", [])],
+                [str(p) for p in setup.get("warmup", [])])
+    except WarmupFailed as exc:
+        # The grader reads stderr when no "ready" comes (sandbox.local.Worker).
+        print(exc, file=sys.stderr)
+        sys.exit(1)
     control.sendall(b'{"ready": true}')
     serve(control)
 
