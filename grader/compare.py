@@ -131,8 +131,8 @@ def _short_repr(x: object, limit: int = 60) -> str:
 
 
 def _dtype_label(dtype: np.dtype[Any]) -> str:
-    # Numeric names read best ("float32"); for text the size matters, so use the array protocol
-    # string ("<U5"), which is also what numpy prints.
+    # Numeric dtypes read best by name ("float32"); for text the size matters, so use the array
+    # protocol string ("<U5"), which is also what numpy prints.
     return dtype.str if dtype.kind in _TEXT_KINDS else dtype.name
 
 
@@ -149,8 +149,9 @@ def _describe(value: object) -> str:
         return f"a list of {_plural(len(value), 'item')}"
     if isinstance(value, dict):
         return f"a dict with {_plural(len(value), 'key')}"
-    names = {bool: "a bool", int: "an int", float: "a float", complex: "a complex number", str: "a str"}
-    return names.get(type(value), f"an object of type {_type_name(value)}")
+    described = {bool: "a bool", int: "an int", float: "a float", complex: "a complex number",
+                 str: "a str"}
+    return described.get(type(value), f"an object of type {_type_name(value)}")
 
 
 def _is_number(value: object) -> bool:

@@ -28,7 +28,7 @@ Protections = dict[str, str]  # protection name -> "on" or "off: <why>"
 
 
 def protections_off(protections: Protections) -> list[str]:
-    """The names of the protections that are off, sorted."""
+    """The protections that are off, sorted."""
     return sorted(name for name, state in protections.items() if state.startswith("off"))
 
 

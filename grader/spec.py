@@ -1,7 +1,7 @@
 """Assignment specs: ``assignments/<name>/assignment.yaml`` loaded into frozen dataclasses.
 
 Every problem is reported as a ``SpecError`` naming the file and the field, e.g.
-``assignments/rnn_and_grad/assignment.yaml: checks[3].tolerance.rtol: expected a number``.
+``assignments/hw1/assignment.yaml: checks[3].tolerance.rtol: expected a number``.
 Check inputs are either literals or seeded arrays, built here, in the grader, so the student's
 process receives plain data and can't influence what it is asked.
 """
@@ -161,8 +161,8 @@ class _Reader:
             except ValueError:
                 pass
         if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.fail(f"{where}{key}", f"expected {_article(names)}, got {value!r}")
+            wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise self.fail(f"{where}{key}", f"expected {_article(wanted)}, got {value!r}")
         return value
 
 
@@ -213,9 +213,9 @@ def load(directory: Path) -> Assignment:
     checks: list[Check] = []
     for i, c in enumerate(r.get(raw, "checks", "", list)):
         checks.append(_check(r, c, f"checks[{i}].", ids))
-    names = [c.name for c in checks]
-    for n in names:
-        if names.count(n) > 1:
+    check_ids = [c.name for c in checks]
+    for n in check_ids:
+        if check_ids.count(n) > 1:
             raise r.fail("checks", f"duplicate check name {n!r}")
     data = None
     if "data" in raw:
@@ -296,7 +296,7 @@ def _check(r: _Reader, c: Any, where: str, questions: set[str]) -> Check:
                           r.get(tol, "atol", f"{where}tolerance.", float, 1e-6))
     outputs = r.get(c, "outputs", where, list, None)
     if outputs is not None and not all(isinstance(o, str) for o in outputs):
-        raise r.fail(f"{where}outputs", "expected a list of output names")
+        raise r.fail(f"{where}outputs", "expected a list of output keys")
     acc = r.get(c, "accuracy", where, dict, {"zero_at": 0.0, "full_at": 1.0})
     zero_at = r.get(acc, "zero_at", f"{where}accuracy.", float)
     full_at = r.get(acc, "full_at", f"{where}accuracy.", float)
@@ -334,7 +334,8 @@ def _arg(r: _Reader, value: Any, where: str) -> Any:
         low, high = float(value.get("low", 0.0)), float(value.get("high", 1.0))
         return rng.uniform(low, high, shape).astype(np.float32)
     if dist == "padded_tokens":
-        # Rows of token ids, each real for lengths[i] steps then padded: names as the model sees them.
+        # Rows of token ids, each real for lengths[i] steps then padded: sequences of varying
+        # length as a model sees them in a batch.
         lengths, vocab, pad = value.get("lengths"), value.get("vocab"), value.get("pad")
         if not (isinstance(lengths, list) and len(shape) == 2 and len(lengths) == shape[0]
                 and all(isinstance(n, int) and 1 <= n <= shape[1] for n in lengths)):

@@ -42,7 +42,7 @@ class Notebook:
 
     @property
     def assignment(self) -> str | None:
-        """``metadata.grader.assignment``, where the notebook names its assignment."""
+        """``metadata.grader.assignment``, where the notebook declares its assignment."""
         meta = self.metadata.get("grader")
         name = meta.get("assignment") if isinstance(meta, dict) else None
         return str(name) if isinstance(name, str) and name else None
@@ -78,7 +78,7 @@ def read_notebook(path: Path) -> Notebook:
 
 
 def assignment_name(path: Path) -> str:
-    """The assignment a notebook file names in its metadata, else its file name's stem."""
+    """The assignment a notebook file declares in its metadata, else its file name's stem."""
     try:
         name = read_notebook(path).assignment
     except InputError:
@@ -137,9 +137,9 @@ def notebooks_in(folder: Path) -> tuple[list[Path], list[Path]]:
     """(regular .ipynb files, linked ones) below ``folder``, links never followed."""
     files: list[Path] = []
     links: list[Path] = []
-    for root, dirs, names in os.walk(folder, followlinks=False):
+    for root, dirs, found in os.walk(folder, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS)
-        for name in sorted(names):
+        for name in sorted(found):
             if not name.endswith(".ipynb") or name.startswith("."):
                 continue
             path = Path(root) / name

@@ -148,7 +148,7 @@ def test_no_highlighted_line_is_given_code(every_pair: similarity.Report) -> Non
 def norm(code: str) -> list[str]:
     toks = similarity.lex(code)
     own = frozenset(t[2] for t in toks)
-    bound = similarity.bound_names(code, own, toks)
+    bound = similarity.bound_identifiers(code, own, toks)
     return [";" if t[0] == tokenize.NEWLINE else similarity.normalise(t, bound) for t in toks]
 
 

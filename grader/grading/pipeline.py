@@ -82,7 +82,7 @@ class Submission:
 
 def open_submission(ctx: RunContext, folder: Path, *, notebook_path: Path | None = None
                     ) -> Submission:
-    """Choose and read the notebook, once. ``notebook_path`` names it instead of the rule."""
+    """Choose and read the notebook, once. ``notebook_path`` chooses it instead of the rule."""
     a = ctx.assignment
     student = folder.name
     notes: tuple[str, ...] = ()

@@ -4,7 +4,7 @@ Rules, applied to code cells only (markdown and raw cells are copied unchanged):
 
 * A block is a line ``# BEGIN SOLUTION`` or ``# BEGIN SOLUTION: <key>`` and a later line
   ``# END SOLUTION`` in the same cell, each alone on its line apart from indentation and trailing
-  blanks. Blocks cannot nest or span cells. ``<key>`` names the block (default
+  blanks. Blocks cannot nest or span cells. ``<key>`` labels the block (default
   ``"your code here"``); keys must be unique within a notebook (so at most one block may go
   without a key), non-empty, and contain no quote or backslash.
 * In the template a block, markers included, becomes two lines at the BEGIN line's indentation::
@@ -360,7 +360,8 @@ def build_templates(*, reference_dir: Path, template_dir: Path) -> list[Path]:
 
 
 def stale_templates(*, reference_dir: Path, template_dir: Path) -> list[str]:
-    """Names of templates that are missing or differ from what ``build_templates`` would write."""
+    """Templates (e.g. ``hw1.ipynb``) that are missing or differ from what ``build_templates``
+    would write."""
     stale: list[str] = []
     for ref in _reference_notebooks(reference_dir):
         target = template_dir / ref.name

@@ -20,7 +20,7 @@ from grader.files import atomic_write_text
 from grader.logfile import SubmissionLog
 
 PAGE_NAME = "feedback.html"
-# Figure names are written by the grader itself (grading.pipeline._cells); anything else in a log is ignored
+# Figure paths are written by the grader itself (grading.pipeline._cells); anything else in a log is ignored
 # rather than read, so a tampered log cannot inline arbitrary files.
 _FIGURE_NAME = re.compile(r"figures/cell-\d+-\d+\.png")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

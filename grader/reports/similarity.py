@@ -163,8 +163,8 @@ def statement_key(stmt: list[Tok]) -> str:
     return " ".join(t[1] for t in stmt)
 
 
-def bound_names(source: str, own: frozenset[int], toks: list[Tok]) -> set[str]:
-    """Names the author binds on their own lines: variables, parameters, attributes, defs."""
+def bound_identifiers(source: str, own: frozenset[int], toks: list[Tok]) -> set[str]:
+    """Identifiers the author binds on their own lines: variables, parameters, attributes, defs."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes in student strings
@@ -174,7 +174,7 @@ def bound_names(source: str, own: frozenset[int], toks: list[Tok]) -> set[str]:
                 if t[0] == tokenize.NAME and t[2] in own and (
                     (nxt is not None and nxt[1] in {"=", "+=", "-=", "*=", "/="})
                     or (prev is not None and prev[1] in {"def", "class", "for", "as"}))} - _KEEP
-    names: set[str] = set()
+    bound: set[str] = set()
     for node in ast.walk(tree):
         if getattr(node, "lineno", 0) - 1 not in own:
             continue
@@ -186,8 +186,8 @@ def bound_names(source: str, own: frozenset[int], toks: list[Tok]) -> set[str]:
                                                 ast.ClassDef, ast.ExceptHandler)) else
                  node.asname if isinstance(node, ast.alias) else None)
         if found:
-            names.add(found)
-    return names - _KEEP
+            bound.add(found)
+    return bound - _KEEP
 
 
 def normalise(tok: Tok, bound: set[str]) -> str:
@@ -222,8 +222,8 @@ def fingerprints(tokens: Sequence[str], k: int = K, window: int = WINDOW) -> lis
 def cell_questions(cells: Sequence[Mapping[str, Any]], ids: Sequence[str]) -> list[str]:
     """The question each cell belongs to: the last heading naming a question id, else OTHER.
 
-    A heading at the question heading's level or above that names no question ends it. A
-    ``# TODO (<key>)`` stub whose key starts with a question id ("1.A forward") wins.
+    A heading at the question heading's level or above that mentions no question ends it. A
+    ``# TODO (<key>)`` stub whose key starts with a question id ("Q1 forward") wins.
     """
     patterns = [(q, re.compile(rf"(?<![\w.]){re.escape(q)}(?!\w)")) for q in ids]
     current, level, out = OTHER, 0, []
@@ -299,7 +299,7 @@ def read_document(path: Path, *, name: str, template: Template, corpus: str = ""
         best = max(votes, key=lambda j: (votes[j], -j)) if votes else None
         question = template.cell_question[best] if best is not None else headings[i]
         own = frozenset(t[2] for run in runs for t in run)
-        bound |= bound_names(source, own, toks)
+        bound |= bound_identifiers(source, own, toks)
         parsed.append((Cell(i, question, tuple(source.split("\n")), own,
                             frozenset(given_lines - own)), runs))
     spans: dict[int, list[tuple[int, frozenset[int]]]] = {}

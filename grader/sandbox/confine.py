@@ -58,8 +58,8 @@ def cgroup_roots() -> dict[str, Path]:
     for base in unified:
         controllers = base / "cgroup.controllers"
         if controllers.exists() and os.access(base, os.W_OK):
-            names = controllers.read_text().split()
-            if "memory" in names and "pids" in names:
+            available = controllers.read_text().split()
+            if "memory" in available and "pids" in available:
                 return {"v2": base}
     for name in ("memory", "pids"):
         base = Path("/sys/fs/cgroup") / name

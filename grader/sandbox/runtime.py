@@ -12,8 +12,8 @@ in the log (``notes``), never an error:
 * a GPU asked for (``.cuda()``, ``.to("cuda")``, ``device="cuda"`` in ``.to``) on a machine
   without one: the CPU is used. Where the grading machine has a GPU nothing is changed.
 
-Everything else the course's notebooks import (tqdm, ipywidgets, matplotlib) is installed with
-the grader and imported warm by the worker.
+Everything else a notebook imports is installed on the grading machine (the assignment's
+``requirements``) and, where the assignment lists it in ``preload``, imported warm by the worker.
 """
 
 from __future__ import annotations
