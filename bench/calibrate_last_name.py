@@ -4,9 +4,10 @@ The course grades its last-name notebook by the validation accuracy its given ``
 after the last epoch, on an 80/20 split of *all* (name, language) rows: 0 points at 70%, full
 points at 80%. That split keeps every copy of a repeated pair, so some validation rows are exact
 copies of training rows. The grader instead scores the trained model on held-out pairs that the
-notebook never sees (grader.data.split: 10% of distinct pairs, all copies removed), which is
-harder. This script trains the same configuration both ways, with the course's data layout,
-batching and training loop, and prints how far apart the two accuracies are:
+notebook never sees (the assignment's names_data.split: 10% of distinct pairs, all copies
+removed), which is harder. This script trains the same configuration both ways, with the
+course's data layout, batching and training loop, and prints how far apart the two accuracies
+are:
 
 * ``course``: all the names, shuffled and split 80/20 as the course does; the accuracy the
   course's ``train`` reports after the last epoch (model left in training mode, as it does).
@@ -39,7 +40,10 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader import data, spec  # noqa: E402
+from grader import datasets, spec  # noqa: E402
+
+# The names data's loader and split are the assignment's plug-in, not the grader's.
+data = datasets.load_module(ROOT / "assignments" / "rnn_last_name" / "names_data.py")
 
 PAD, VOCAB, WIDTH = 57, 58, 19
 
@@ -148,7 +152,9 @@ def main() -> None:
 
     a = spec.find(ROOT, "rnn_last_name")
     assert a.data is not None
-    full = data.load_names(data.locate(a, None))
+    folder = datasets.locate(a, None)
+    assert folder is not None
+    full = data.load_names(folder)
     visible, held = data.split(full, salt=a.data.holdout_salt, fraction=a.data.holdout_fraction)
     languages = list(full)
     config = dict(hidden=args.hidden, layers=args.layers, dropout=args.dropout, lr=args.lr,

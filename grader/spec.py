@@ -23,6 +23,16 @@ from grader.errors import SpecError
 SCHEMA_VERSION = 1
 _VISIBILITIES = ("visible", "hidden")
 _KINDS = ("compare", "accuracy")
+# The data set kinds grader.datasets ships (its registry), and the keys each takes besides
+# _DATA_COMMON. Kept here, not there: the student package reads specs without grader.datasets.
+_DATA_COMMON = ("kind", "name", "holdout_fraction", "holdout_salt", "stage_as", "item", "items",
+                "probe_arg")
+_DATA_FILES = ("env", "url", "sha256", "path")
+DATA_KINDS: dict[str, tuple[str, ...]] = {
+    "generated": ("module", "function", "seed", "args", "classes", "file"),
+    "plugin": (*_DATA_FILES, "module", "class", "options"),
+    "table": (*_DATA_FILES, "file", "label", "inputs", "classes"),
+}
 
 
 @dataclass(frozen=True)
@@ -78,10 +88,14 @@ class Question:
 
 @dataclass(frozen=True)
 class DataSpec:
-    """A data set the assignment stages into the sandbox (see ``grader.datasets``)."""
+    """A data set the assignment stages into the sandbox (see ``grader.datasets``).
+
+    ``kind`` chooses the loader; the fields after ``probe_arg`` belong to one kind or another
+    (``DATA_KINDS`` says which) and keep their defaults elsewhere."""
 
     name: str
-    env: str
+    kind: str = "table"
+    env: str = ""
     url: str = ""
     sha256: str = ""
     holdout_fraction: float = 0.1
@@ -90,6 +104,23 @@ class DataSpec:
     path: str = ""
     # Where the notebook reads it, relative to the notebook's folder.
     stage_as: str = ""
+    # How scores and messages count the data ("on 40 examples"); "" leaves it to the kind.
+    item: str = ""
+    items: str = ""
+    # The probe's keyword that receives the held-out inputs; "" leaves it to the kind.
+    probe_arg: str = ""
+    # A Python file in the assignment's folder: the generator or the plug-in.
+    module: str = ""
+    function: str = "generate"
+    seed: int = 0
+    args: dict[str, Any] = field(default_factory=dict)
+    # The file a table is read from, or a generated set is staged as.
+    file: str = ""
+    label: str = "label"
+    inputs: str = "inputs"
+    classes: tuple[str, ...] = ()
+    class_name: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,20 +248,7 @@ def load(directory: Path) -> Assignment:
     for n in check_ids:
         if check_ids.count(n) > 1:
             raise r.fail("checks", f"duplicate check name {n!r}")
-    data = None
-    if "data" in raw:
-        d = r.get(raw, "data", "", dict)
-        data = DataSpec(
-            name=r.get(d, "name", "data.", str), env=r.get(d, "env", "data.", str),
-            url=r.get(d, "url", "data.", str, ""), sha256=r.get(d, "sha256", "data.", str, ""),
-            holdout_fraction=r.get(d, "holdout_fraction", "data.", float, 0.1),
-            holdout_salt=r.get(d, "holdout_salt", "data.", str, name),
-            path=r.get(d, "path", "data.", str, ""),
-            stage_as=r.get(d, "stage_as", "data.", str, ""))
-        if not data.stage_as:
-            data = replace(data, stage_as=data.path or f"data/{data.name}")
-        if not 0 < data.holdout_fraction < 1:
-            raise r.fail("data.holdout_fraction", "expected a number between 0 and 1")
+    data = _data(r, r.get(raw, "data", "", dict), name) if "data" in raw else None
     records = []
     for i, rec in enumerate(r.get(raw, "records", "", list, [])):
         if not isinstance(rec, dict):
@@ -314,6 +332,76 @@ def _check(r: _Reader, c: Any, where: str, questions: set[str]) -> Check:
         args_spec=json.dumps(args, sort_keys=True, default=repr),
         optional=r.get(c, "optional", where, bool, False),
     )
+
+
+def _data(r: _Reader, d: dict[str, Any], assignment: str) -> DataSpec:
+    """The ``data:`` section: its kind first, then only the keys that kind takes."""
+    kind = r.get(d, "kind", "data.", str)
+    if kind not in DATA_KINDS:
+        raise r.fail("data.kind", f"expected one of {', '.join(sorted(DATA_KINDS))}, got {kind!r}")
+    allowed = (*_DATA_COMMON, *DATA_KINDS[kind])
+    unknown = sorted(str(k) for k in set(d) - set(allowed))
+    if unknown:
+        raise r.fail(f"data.{unknown[0]}", f"unknown field for a {kind} data set (it takes "
+                                           f"{', '.join(sorted(allowed))})")
+
+    def text(key: str, default: Any = ...) -> str:
+        value: str = r.get(d, key, "data.", str, default)
+        return value
+
+    def identifier(key: str, default: Any = ...) -> str:
+        value = text(key, default)
+        if value and not value.isidentifier():
+            raise r.fail(f"data.{key}", f"expected a Python name, got {value!r}")
+        return value
+
+    def plain_file(key: str, suffixes: tuple[str, ...], default: Any = ...) -> str:
+        # A bare file name: the bundles ship it beside the spec under the same name.
+        value = text(key, default)
+        if ("/" in value or "\\" in value or value.startswith(".")
+                or not value.endswith(suffixes)):
+            raise r.fail(f"data.{key}", f"expected the name of a {' or '.join(suffixes)} file "
+                                        f"(no folder), got {value!r}")
+        return value
+
+    name = text("name")
+    sha256 = text("sha256", "")
+    if sha256 and not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
+        raise r.fail("data.sha256", f"expected 64 lowercase hex digits, got {sha256!r}")
+    fraction = r.get(d, "holdout_fraction", "data.", float, 0.1)
+    if not 0 < fraction < 1:
+        raise r.fail("data.holdout_fraction", "expected a number between 0 and 1")
+    path = text("path", "")
+    stage_as = text("stage_as", "") or path or f"data/{name}"
+    parts = Path(stage_as).parts
+    if Path(stage_as).is_absolute() or ".." in parts or not parts:
+        raise r.fail("data.stage_as", f"expected a folder inside the notebook's, got {stage_as!r}")
+    module = plain_file("module", (".py",)) if kind in ("generated", "plugin") else ""
+    file = ""
+    if kind == "table":
+        file = plain_file("file", (".csv", ".npz"))
+    elif kind == "generated":
+        file = plain_file("file", (".csv", ".npz"), "train.npz")
+    if "inputs" in d and file.endswith(".csv"):
+        raise r.fail("data.inputs", "only an .npz table names its inputs array (a CSV's inputs "
+                                    "are its columns other than the label)")
+    classes = r.get(d, "classes", "data.", list, [])
+    for i, c in enumerate(classes):
+        if not isinstance(c, str) or not c:
+            raise r.fail(f"data.classes[{i}]", f"expected a non-empty string, got {c!r}")
+        if classes.index(c) != i:
+            raise r.fail(f"data.classes[{i}]", f"{c!r} is listed twice")
+    return DataSpec(
+        name=name, kind=kind, env=text("env", ""), url=text("url", ""), sha256=sha256,
+        holdout_fraction=fraction, holdout_salt=text("holdout_salt", assignment), path=path,
+        stage_as=stage_as, item=text("item", ""), items=text("items", ""),
+        probe_arg=identifier("probe_arg", ""), module=module,
+        function=identifier("function", "generate"),
+        seed=r.get(d, "seed", "data.", int) if kind == "generated" else 0,
+        args=r.get(d, "args", "data.", dict, {}), file=file, label=text("label", "label"),
+        inputs=text("inputs", "inputs"), classes=tuple(classes),
+        class_name=identifier("class") if kind == "plugin" else "",
+        options=r.get(d, "options", "data.", dict, {}))
 
 
 def _arg(r: _Reader, value: Any, where: str) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from grader import data, spec
+from grader import datasets, spec
 from grader.submission import student_dirs
 from grader.grading.run import GradingSession
 from tests.conftest import NAMES_DATA, ROOT
@@ -109,9 +109,9 @@ def test_reading_logits_at_the_padded_end_loses_those_checks(graded: dict[str, A
 
 
 def test_a_notebook_looking_for_held_out_labels_finds_none(graded: dict[str, Any]) -> None:
-    prepared = data.prepare(spec.find(ROOT, "rnn_last_name"), NAMES_DATA)
+    prepared = datasets.prepare(spec.find(ROOT, "rnn_last_name"), NAMES_DATA)
     assert prepared is not None
-    visible = sum(len(v) for v in prepared.visible.values())
+    visible = len(prepared.visible)
     stdout = graded["reads_heldout_labels"]["cells"][0]["stdout"]
     assert f"data/names: 18 .txt files, {visible} names" in stdout
     assert "; 0 other candidate files" in stdout

@@ -7,6 +7,7 @@ can act on; a hidden check says only that it failed.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -18,6 +19,17 @@ from grader.spec import Assignment, Check
 
 HIDDEN_FAILED = "failed (hidden check: details are not shown)"
 HIDDEN_PASSED = "passed"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """What an accuracy check is scored against (``grader.datasets`` makes it). It stays in the
+    grader's process: the sandbox only ever receives the held-out inputs."""
+
+    labels: np.ndarray  # int64 indices into ``classes``, one per held-out example
+    classes: tuple[str, ...]
+    item: str = "example"
+    items: str = "examples"
 
 
 def accuracy_points(accuracy: float, *, zero_at: float, full_at: float, points: float) -> float:
@@ -92,29 +104,29 @@ def _compare(check: Check, got: Any, want: Any) -> tuple[bool, float, str]:
     return True, check.points, "passed"
 
 
-def _accuracy(check: Check, got: Any, labels: Any) -> tuple[bool, float, str]:
-    if labels is None:
+def _accuracy(check: Check, got: Any, truth: HeldOut | None) -> tuple[bool, float, str]:
+    if truth is None:
         return False, 0.0, "no held-out labels were available to score accuracy"
     predictions = got.get("predictions") if isinstance(got, dict) else None
-    if isinstance(labels, dict):  # map the notebook's category order onto the grader's
-        theirs = got.get("categories") if isinstance(got, dict) else None
-        ours = list(labels["categories"])
-        if (isinstance(predictions, np.ndarray) and isinstance(theirs, list)
-                and predictions.dtype.kind in "iu"):
-            lookup = np.array([ours.index(c) if c in ours else -1 for c in theirs] + [-1])
-            predictions = lookup[np.clip(predictions.astype(np.int64), -1, len(theirs))]
-        labels = labels["labels"]
-    labels = np.asarray(labels)
+    theirs = got.get("categories") if isinstance(got, dict) else None
+    if (isinstance(predictions, np.ndarray) and isinstance(theirs, list)
+            and predictions.dtype.kind in "iu"):
+        # The notebook numbers its classes its own way; a class the data set lacks, or an index
+        # past the notebook's list, is simply wrong.
+        ours = list(truth.classes)
+        lookup = np.array([ours.index(c) if c in ours else -1 for c in theirs] + [-1])
+        predictions = lookup[np.clip(predictions.astype(np.int64), -1, len(theirs))]
+    labels = np.asarray(truth.labels)
     if not isinstance(predictions, np.ndarray) or predictions.shape != labels.shape:
         shape = getattr(predictions, "shape", type(predictions).__name__)
-        return False, 0.0, (f"predictions: expected one label per held-out name, shape "
+        return False, 0.0, (f"predictions: expected one label per held-out {truth.item}, shape "
                             f"{labels.shape}, got {shape}")
     if predictions.dtype.kind not in "iub":
         return False, 0.0, f"predictions: expected integer class indices, got {predictions.dtype}"
     accuracy = float((predictions.astype(np.int64) == labels).mean()) if labels.size else 0.0
     zero_at, full_at = check.accuracy
     score = accuracy_points(accuracy, zero_at=zero_at, full_at=full_at, points=check.points)
-    message = (f"held-out accuracy {accuracy:.1%} on {labels.size} names: {score:g} of "
+    message = (f"held-out accuracy {accuracy:.1%} on {labels.size} {truth.items}: {score:g} of "
                f"{check.points:g} points (0 at {zero_at:.0%}, full at {full_at:.0%})")
     return score >= check.points, score, message
 

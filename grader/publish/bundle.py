@@ -78,10 +78,13 @@ def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, executor
     data_at = None
     if a.data is not None:
         source = datasets.locate(a, data_dir)
-        data_at = template_dir / a.data.stage_as
-        for path in sorted(source.iterdir()):
-            if path.is_file() and not path.is_symlink():
-                files[data_at / path.name] = path.read_bytes()
+        if source is None:  # made by code: the visible part, as a graded notebook finds it
+            files.update(datasets.staged_files(a, data_dir, template_dir))
+        else:
+            data_at = template_dir / a.data.stage_as
+            for path in sorted(source.iterdir()):
+                if path.is_file() and not path.is_symlink():
+                    files[data_at / path.name] = path.read_bytes()
     files.update(checks_bundle(a, root=root, dest=template_dir / "checks" / a.name,
                                executor=executor, data_dir=data_dir, include_hidden=False,
                                data_at=data_at))
@@ -110,6 +113,7 @@ def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, executor: Execu
     raw = yaml.safe_load((a.directory / "assignment.yaml").read_text())
     if not include_hidden:
         raw = visible_spec(raw)
+    data_files: dict[Path, bytes] = {}
     if a.data is not None:
         data_spec = raw.get("data", {})
         data_spec.pop("path", None)
@@ -117,6 +121,8 @@ def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, executor: Execu
             data_spec.pop("holdout_salt", None)
         if data_at is not None:
             data_spec["path"] = os.path.relpath(data_at, dest)
+        if a.data.module:  # the plug-in or generator, beside the spec as in assignments/
+            data_files[dest / a.data.module] = (a.directory / a.data.module).read_bytes()
     reference = root / "reference" / a.notebook
     if not reference.is_file():
         raise SpecError(f"{reference}: reference notebook not found for {a.name}")
@@ -133,5 +139,6 @@ def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, executor: Execu
         dest / "assignment.yaml": (header + yaml.safe_dump(raw, sort_keys=False)).encode(),
         dest / visible.probes_path.name: visible.probes_path.read_bytes(),
         dest / expected_mod.EXPECTED_NAME: expected_mod.encode(values),
+        **data_files,
         **files,
     }
