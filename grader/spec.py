@@ -155,9 +155,10 @@ class Assignment:
         return self.probes_path.read_text()
 
     def visible_only(self) -> Assignment:
+        """The checks a student may run (and see the expected values of)."""
         # Accuracy needs the held-out labels, which only the instructor's grader has.
         return replace(self, checks=tuple(c for c in self.checks
-                                          if c.visibility == "visible" and c.kind != "accuracy"))
+                                          if shipped_to_students(c.visibility, c.kind)))
 
     def fingerprint(self) -> str:
         """Changes whenever the spec or the probes change (used by the cache)."""
@@ -167,6 +168,12 @@ class Assignment:
         if self.warmup_path is not None:  # every submission starts from the state it leaves
             h.update(self.warmup_path.read_bytes())
         return h.hexdigest()
+
+
+def shipped_to_students(visibility: object, kind: object) -> bool:
+    """Visible checks ship to students; accuracy checks never do: they need held-out labels
+    only the instructor's grader has. The one rule, for parsed checks and raw YAML alike."""
+    return visibility == "visible" and kind in ("compare", None)
 
 
 class _Reader:

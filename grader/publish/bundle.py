@@ -95,8 +95,8 @@ def visible_spec(raw: dict[str, object]) -> dict[str, object]:
     """The YAML a student may see: visible checks only, no accuracy check."""
     checks = raw.get("checks")
     return {**raw, "checks": [c for c in (checks if isinstance(checks, list) else [])
-                              if isinstance(c, dict) and c.get("visibility") == "visible"
-                              and c.get("kind") != "accuracy"]}
+                              if isinstance(c, dict)
+                              and spec.shipped_to_students(c.get("visibility"), c.get("kind"))]}
 
 
 def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, executor: Executor,

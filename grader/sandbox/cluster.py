@@ -38,7 +38,8 @@ from typing import Any, Callable, Sequence
 from grader import wire
 from grader.errors import SandboxError
 from grader.execution import (Execution, Limits, Requests, execution_from_wire,
-                              execution_to_wire, requests_from_wire, requests_to_wire)
+                              execution_to_wire, protections_off, requests_from_wire,
+                              requests_to_wire)
 from grader.sandbox import confine
 from grader.sandbox.local import Worker
 from grader.submission import MAX_STAGED_BYTES
@@ -134,7 +135,7 @@ class SandboxPlugin(WorkerPlugin):
                 self.protections = await asyncio.to_thread(self._start)
             except Exception as exc:  # reported to the client, which then leaves this worker out
                 self.refused = f"its grading worker failed to start ({exc})"
-            off = sorted(k for k, v in self.protections.items() if v.startswith("off"))
+            off = protections_off(self.protections)
             if off and not self.allow_unconfined:
                 self.refused = "sandbox protection off: " + ", ".join(off)
         total = worker.state.total_resources
