@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from grader.logfile import SubmissionLog
 from grader.publish import gradescope
 from tests.conftest import EXAMPLES, NAMES_DATA, ROOT, grader_cli
 
@@ -32,8 +33,13 @@ LOG: dict[str, Any] = {
 }
 
 
+def results_json(log: dict[str, Any]) -> dict[str, Any]:
+    """results.json of a log given as its JSON (the reader makes it a typed log first)."""
+    return gradescope.results_json(SubmissionLog.from_dict(log))
+
+
 def test_results_json_maps_every_check() -> None:
-    r = gradescope.results_json(LOG)
+    r = results_json(LOG)
     assert gradescope.validate_results(r) == []
     assert r["score"] == 4.0 and r["execution_time"] == 3
     assert r["visibility"] == "visible" and r["stdout_visibility"] == "hidden"
@@ -57,11 +63,11 @@ def test_results_json_maps_every_check() -> None:
 
 
 def test_a_clean_log_has_no_error_row() -> None:
-    r = gradescope.results_json({**LOG, "errors": []})
+    r = results_json({**LOG, "errors": []})
     assert [t["number"] for t in r["tests"]] == ["1.A.1", "1.A.2", "1.C.1"]
     assert r["output"].startswith("rnn_and_grad: 4 / 7 points on the visible checks.")
     no_hidden = {**LOG, "errors": [], "checks": [c for c in LOG["checks"] if c["visibility"] == "visible"]}
-    assert gradescope.results_json(no_hidden)["output"] == "rnn_and_grad: 4 / 7 points."
+    assert results_json(no_hidden)["output"] == "rnn_and_grad: 4 / 7 points."
 
 
 def test_student_text_has_no_temporary_paths_and_says_what_to_upload() -> None:
@@ -69,7 +75,7 @@ def test_student_text_has_no_temporary_paths_and_says_what_to_upload() -> None:
            "errors": [{"kind": "invalid_notebook",
                        "message": "/tmp/tmp.Xy12/submissions/submission/rnn_and_grad.ipynb: not a "
                                   "valid notebook (Expecting value)"}]}
-    r = gradescope.results_json(log)
+    r = results_json(log)
     assert gradescope.validate_results(r) == []
     assert r["output"].splitlines()[0] == (
         "No notebook was graded: rnn_and_grad.ipynb: not a valid notebook (Expecting value). "
@@ -134,7 +140,7 @@ def test_gradescope_results_command(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"wrote {tmp_path / 'alice' / 'results.json'}: 4 points\n"
     written = json.loads((tmp_path / "alice" / "results.json").read_text())
-    assert written == gradescope.results_json(LOG)
+    assert written == results_json(LOG)
     missing = grader_cli("gradescope-results", str(tmp_path / "bob"))
     assert missing.returncode == 3
     assert missing.stderr.strip() == f"grader: error: {tmp_path / 'bob'}: no readable submission log"
