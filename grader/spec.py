@@ -161,12 +161,16 @@ class Assignment:
                                           if shipped_to_students(c.visibility, c.kind)))
 
     def fingerprint(self) -> str:
-        """Changes whenever the spec or the probes change (used by the cache)."""
+        """Changes whenever the spec, the probes or any code of the assignment's folder (a
+        warm-up script, a data-set plug-in or generator) changes: the caches key on it."""
         h = hashlib.sha256()
         h.update((self.directory / "assignment.yaml").read_bytes())
         h.update(self.probes_path.read_bytes())
         if self.warmup_path is not None:  # every submission starts from the state it leaves
             h.update(self.warmup_path.read_bytes())
+        for path in sorted(self.directory.glob("*.py")):
+            if path.is_file() and not path.is_symlink():
+                h.update(path.name.encode() + b"\0" + path.read_bytes())
         return h.hexdigest()
 
 
