@@ -23,7 +23,7 @@ from grader.execution import Executor
 from grader.files import atomic_write, read_capped
 from grader.grading.plan import GradingPlan
 from grader.spec import Tolerance
-from grader.submission import cell_label, read_notebook
+from grader.submission import Notebook, cell_label, read_notebook
 
 EXPECTED_NAME = "expected.json"
 MAX_EXPECTED_BYTES = 256 * 2**20
@@ -69,23 +69,42 @@ def cache_key(plan: GradingPlan, reference_sha: str) -> str:
     ).hexdigest()[:24]
 
 
-def compute(*, plan: GradingPlan, reference: Path, executor: Executor,
-            use_cache: bool = True) -> dict[str, Any]:
-    """Run the reference through the checks; every check must pass there, or the spec is wrong."""
-    a = plan.assignment
+def read_reference(reference: Path) -> Notebook:
     if not reference.is_file():
         raise InputError(f"{reference}: reference notebook not found")
-    nb = read_notebook(reference)
-    cache = cache_root() / "expected" / f"{a.name}-{cache_key(plan, nb.sha256)}.json"
+    return read_notebook(reference)
+
+
+def _cache_file(plan: GradingPlan, nb: Notebook) -> Path:
+    return cache_root() / "expected" / f"{plan.assignment.name}-{cache_key(plan, nb.sha256)}.json"
+
+
+def lookup(*, plan: GradingPlan, reference: Path, notebook: Notebook | None = None
+           ) -> dict[str, Any] | None:
+    """The cached expected values for this plan and reference, or None: no executor needed."""
+    nb = notebook or read_reference(reference)
+    cache = _cache_file(plan, nb)
+    try:
+        cached = decode(read_capped(cache, MAX_EXPECTED_BYTES), source=cache)
+    except (InputError, SpecError):
+        return None  # absent or damaged: compute it again
+    # Only this plan's checks: a visible-only bundle must never carry a hidden value.
+    wanted = {c.request_key for c in plan.assignment.checks}
+    if not wanted <= set(cached):
+        return None
+    return {k: v for k, v in cached.items() if k in wanted}
+
+
+def compute(*, plan: GradingPlan, reference: Path, executor: Executor,
+            use_cache: bool = True, notebook: Notebook | None = None) -> dict[str, Any]:
+    """Run the reference through the checks; every check must pass there, or the spec is wrong."""
+    a = plan.assignment
+    nb = notebook or read_reference(reference)
+    cache = _cache_file(plan, nb)
     if use_cache:
-        try:
-            cached = decode(read_capped(cache, MAX_EXPECTED_BYTES), source=cache)
-            # Only this plan's checks: a visible-only bundle must never carry a hidden value.
-            wanted = {c.request_key for c in a.checks}
-            if wanted <= set(cached):
-                return {k: v for k, v in cached.items() if k in wanted}
-        except (InputError, SpecError):
-            pass  # absent or damaged: compute it again
+        cached = lookup(plan=plan, reference=reference, notebook=nb)
+        if cached is not None:
+            return cached
     workdir = plan.stage_notebook(reference)
     try:
         execution = executor.run(workdir=workdir, cells=list(nb.cells),

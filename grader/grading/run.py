@@ -21,9 +21,8 @@ from grader.errors import SpecError
 from grader.execution import Executor, Protections, protections_off
 from grader.grading import expected as expected_mod
 from grader.grading.pipeline import Cancelled, Graded, RunContext, grade_submission, open_submission
-from grader.grading.plan import GradingPlan, warm_up_for
+from grader.grading.plan import GradingPlan, limits_for, warm_up_for
 from grader.spec import Assignment
-from grader.submission import read_notebook
 
 if TYPE_CHECKING:  # not at run time: these load libc (sandbox) and Dask (cluster)
     from grader.sandbox.cluster import ClusterExecutor
@@ -55,8 +54,9 @@ class GradingSession:
         self.scheduler = scheduler
         self.allow_unconfined = allow_unconfined
         self.write = write
-        self.plan = GradingPlan.build(assignment, data_dir=data_dir, threads=threads)
-        self.limits = self.plan.limits
+        self.threads = threads
+        self.limits = limits_for(assignment, threads=threads)
+        self.plan: GradingPlan  # built in __enter__, while the worker starts
         self._cluster: ClusterExecutor | None = None
         self._worker: Worker | None = None
         self.ctx: RunContext | None = None
@@ -64,8 +64,6 @@ class GradingSession:
         self.stale: list[str] = []  # students whose logs were set aside
 
     def __enter__(self) -> GradingSession:
-        from grader.sandbox.local import Worker
-
         warm_up = warm_up_for([self.assignment])
         if self.scheduler:
             from grader.sandbox.cluster import ClusterExecutor
@@ -77,27 +75,46 @@ class GradingSession:
                 warn=lambda line: self.console.print(f"WARNING: {line}", style="bold red",
                                                      markup=False, highlight=False))
         try:
-            # With a cluster, only the reference runs here.
-            self._worker = Worker(limits=self.limits, slots=1 if self._cluster else self.jobs,
-                                  **warm_up)
-            self._prepare(self._worker)
+            if self._cluster is None:
+                # Started now, waited for only when a notebook has to run (Worker.run): its
+                # seconds of imports overlap the plan, the expected-values cache, reading and
+                # staging the first submissions. A run that reuses every log never waits.
+                self._local_worker(wait=False)
+            self.plan = GradingPlan.build(self.assignment, data_dir=self.data_dir,
+                                          threads=self.threads)
+            self._prepare()
         except BaseException:
             self.__exit__()
             raise
         return self
 
-    def _prepare(self, worker: Executor) -> None:
+    def _local_worker(self, *, wait: bool = True) -> Worker:
+        """This machine's warm worker, started on first use. With a cluster it only runs the
+        reference, and only when the expected values are not cached."""
+        from grader.sandbox.local import Worker
+
+        if self._worker is None:
+            self._worker = Worker(limits=self.limits, slots=1 if self._cluster else self.jobs,
+                                  wait=wait, font_cache=expected_mod.cache_root() / "matplotlib",
+                                  **warm_up_for([self.assignment]))
+        return self._worker
+
+    def _prepare(self) -> None:
         a = self.assignment
         if self.checks_dir is not None:
             expected, ref_sha = expected_mod.load(self.checks_dir)
         else:
             reference = self.root / "reference" / a.notebook
-            expected = expected_mod.compute(plan=self.plan, reference=reference, executor=worker)
-            ref_sha = read_notebook(reference).sha256
+            nb = expected_mod.read_reference(reference)
+            ref_sha = nb.sha256
+            cached = expected_mod.lookup(plan=self.plan, reference=reference, notebook=nb)
+            expected = cached if cached is not None else expected_mod.compute(
+                plan=self.plan, reference=reference, executor=self._local_worker(), notebook=nb)
         missing = [c.name for c in a.checks if c.kind != "accuracy" and c.request_key not in expected]
         if missing:
             raise SpecError(f"no expected values for check(s) {', '.join(missing)}")
-        warn_protections(worker.cgroup_report, self.console)
+        if self._worker is not None:
+            warn_protections(self._worker.cgroup_report, self.console)
         self.ctx = RunContext(plan=self.plan, expected=expected, out_dir=self.out_dir,
                               fingerprint=self.plan.fingerprint(ref_sha), force=self.force,
                               write=self.write)

@@ -29,7 +29,8 @@ from typing import Any, Sequence
 from grader import wire
 from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer, Requests
 from grader.sandbox import confine as sandbox
-from grader.errors import SandboxError
+from grader.errors import InputError, SandboxError
+from grader.files import atomic_write, read_capped
 from grader.submission import code_cell_number
 
 GRACE_SECONDS = 3.0
@@ -63,12 +64,19 @@ class Worker:
     """
 
     def __init__(self, *, limits: Limits, slots: int = 1, confine: bool = True,
-                 preload: Sequence[str] = (), warmup: Sequence[Path] = ()) -> None:
+                 preload: Sequence[str] = (), warmup: Sequence[Path] = (),
+                 wait: bool = True, font_cache: Path | None = None) -> None:
         """``confine=False`` runs without any protection: only for measuring what it costs.
 
         ``preload`` (modules) and ``warmup`` (scripts) are the assignments' own warm-up
         (``spec.Assignment.preload`` and ``.warmup_path``), done once in the worker before it
         serves; a warm-up script that fails stops it with a ``SandboxError`` naming the file.
+
+        ``wait=False`` returns as soon as the process is started: its seconds of imports then
+        overlap the caller's own preparation, and the first ``run`` (or ``wait_ready``) waits
+        for it; a worker that failed to start raises ``SandboxError`` there. ``font_cache`` is a
+        folder that keeps matplotlib's font list between runs (building it costs each start
+        about 0.4 s of CPU); the worker's own copy stays in its private home as before.
         """
         for script in warmup:
             if not script.is_file():
@@ -90,9 +98,13 @@ class Worker:
                 paths, self.cgroup_report = sandbox.make_cgroups(f"{base}-{k}", limits)
             self._all_cgroups += paths
             self._free.put(paths)
+        self._ready_lock = threading.Lock()
+        self._start_error: str | None = None  # None: not yet known; "": serving
+        self._font_cache = font_cache
         self._home = tempfile.mkdtemp(prefix="grader-worker-")
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = sandbox.scrubbed_environment(self._home)
+        _copy_font_lists(font_cache, Path(env["MPLCONFIGDIR"]))
         env.pop("HOME")
         env["HOME"] = self._home
         # Transparent huge pages for the worker's heap: each fork then copies one page-table
@@ -109,6 +121,24 @@ class Worker:
         )
         child.close()
         self._control = parent
+        if wait:
+            try:
+                self.wait_ready()
+            except SandboxError:
+                self.close()
+                raise
+
+    def wait_ready(self) -> None:
+        """Until the worker has imported everything and serves; ``SandboxError`` if it can't.
+
+        Thread-safe: the first caller waits, the others wait for it and share its outcome."""
+        with self._ready_lock:
+            if self._start_error is None:
+                self._start_error = self._await_ready()
+        if self._start_error:
+            raise SandboxError(self._start_error)
+
+    def _await_ready(self) -> str:
         self._control.settimeout(120)
         try:
             ready = self._control.recv(1 << 16)
@@ -118,10 +148,16 @@ class Worker:
         else:
             detail = ""
         if not ready:
+            if self._cancelled.is_set():
+                return "the run was interrupted"
+            self._proc.kill()  # stuck in its imports, or gone: either way it serves no one
             stderr = self._proc.stderr.read().decode(errors="replace")[-2000:] if self._proc.stderr else ""
-            self.close()
-            raise SandboxError(f"the grading worker failed to start: {detail or stderr.strip()}")
+            self._proc.wait()
+            return f"the grading worker failed to start: {detail or stderr.strip()}"
         self._control.settimeout(None)
+        # Before any sandbox is forked: only the worker's own imports wrote this font list.
+        _copy_font_lists(Path(self._home) / ".matplotlib", self._font_cache)
+        return ""
 
     def rss_kb(self) -> int:
         """The warm worker's own resident memory now."""
@@ -140,6 +176,10 @@ class Worker:
         self.close()
 
     def close(self) -> None:
+        if self._start_error != "":
+            # Still importing (nobody needed it: every log was reused), or failed: nothing
+            # of it is worth an orderly exit.
+            self._proc.kill()
         try:
             self._control.sendall(b'{"cmd": "exit"}')
         except OSError:
@@ -159,6 +199,8 @@ class Worker:
 
         Each ``run`` in flight returns soon after, with what its submission had done."""
         self._cancelled.set()
+        if self._start_error is None:  # a run waiting for the worker's start stops waiting
+            self._proc.kill()
         with self._live_lock:
             pidfds = list(self._live.values())
         for pidfd in pidfds:
@@ -188,6 +230,7 @@ class Worker:
             requests: Requests) -> Execution:
         """Execute the code ``cells`` (None marks a markdown cell) in ``workdir``, then ask each
         probe request; around a hang or a crash, run again without the culprit."""
+        self.wait_ready()
         cgroups = self._free.get()
         try:
             return self._run(workdir, cells, probes_source, requests, cgroups)
@@ -366,6 +409,20 @@ class Worker:
         self.peak_child_rss_kb = max(self.peak_child_rss_kb, int(reaped.get("maxrss_kb", 0)))
         # Without a pid namespace, strays are found through the slot's cgroup instead.
         sandbox.kill_cgroup_members(cgroups, seconds=2.0)
+
+
+def _copy_font_lists(source: Path | None, dest: Path | None) -> None:
+    """Copy matplotlib's ``fontlist-*.json`` from ``source`` to ``dest`` where ``dest`` has
+    none of that name; best effort (a missing or unwritable folder costs time, not a run)."""
+    if source is None or dest is None:
+        return
+    try:
+        for path in source.glob("fontlist-*.json"):
+            target = dest / path.name
+            if not target.exists():
+                atomic_write(target, read_capped(path, 16 * 2**20, what="font list"))
+    except (OSError, InputError):
+        pass
 
 
 def _pidfd(pid: int) -> int | None:
