@@ -119,6 +119,12 @@ class GradingSession:
                               fingerprint=self.plan.fingerprint(ref_sha), force=self.force,
                               write=self.write)
 
+    def wait_for_worker(self) -> None:
+        """Until this machine's worker serves (if it has one); ``SandboxError`` if it can't.
+        Grading waits by itself; this is for timing grading apart from the start (bench/)."""
+        if self._worker is not None:
+            self._worker.wait_ready()
+
     def __exit__(self, *exc: object) -> None:
         if self._worker is not None:
             self._worker.close()
