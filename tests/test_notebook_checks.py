@@ -1,7 +1,8 @@
 """In-notebook checks (grader.notebook): the student's own kernel, the grader's probes and scoring.
 
 Fast tests run a notebook's code cells in this process and check its namespace; the slow ones
-start real Jupyter kernels (nbclient) and compare with `grader check` on every example.
+start real Jupyter kernels (nbclient) and compare `grader-check` with `grader check` on every
+example (tests/test_three_logs.py compares the three ways field by field).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 from grader import notebook as checks
 from grader.errors import InputError
+from grader.student.checks import load_bundle, run_checks
 from tests.conftest import EXAMPLES, ROOT
 
 TEMPLATE = ROOT / "student_template"
@@ -137,9 +139,9 @@ def test_a_probe_that_hangs_is_stopped_and_reported(correct_ns: dict[str, Any]) 
             time.sleep(0.01)
 
     ns = {**correct_ns, "loss_fn": loss_fn}
-    bundle = checks.load_bundle(RNN_BUNDLE)
+    bundle = load_bundle(RNN_BUNDLE)
     started = time.perf_counter()
-    report = checks.run_checks(bundle, ns=ns, questions=["1.C"], probe_seconds=0.3)
+    report = run_checks(bundle, ns=ns, questions=["1.C"], probe_seconds=0.3)
     assert time.perf_counter() - started < 3
     assert [r.message for r in report.results] == ["did not finish: time limit exceeded"] * 2
 
@@ -148,8 +150,9 @@ def test_no_linux_only_module_is_imported() -> None:
     """What Windows lacks (resource, fcntl, termios) and the sandbox (libc) are never imported."""
     code = f"""
 import sys, importlib.abc
-BLOCKED = {{"resource", "fcntl", "termios", "grader.sandbox", "grader.execute",
-           "grader.worker", "grader.batch", "grader.session"}}
+BLOCKED = {{"resource", "fcntl", "termios", "grader.sandbox", "grader.sandbox.local",
+           "grader.sandbox.worker", "grader.sandbox.confine", "grader.grading.run",
+           "grader.grading.selfcheck", "grader.cli"}}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name in BLOCKED:
@@ -157,7 +160,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 from grader import notebook as checks
 r = checks.check("1.A", ns={{}}, checks_dir={str(RNN_BUNDLE)!r}, quiet=True)
-import grader.feedback, grader.report, grader.submission  # what grader-check adds
+import grader.reports.feedback, grader.student.cli, grader.student.kernel  # grader-check's
 print(r.score, r.max_score, sorted(m for m in BLOCKED if m in sys.modules))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
@@ -176,7 +179,7 @@ def run_with_check_cell(notebook: Path, tmp: Path, cell: str) -> list[dict[str, 
     nb.cells.append(nbformat.v4.new_code_cell(cell))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp)}}, env=env).execute()
+                   resources={"metadata": {"path": str(tmp)}}).execute(env=env)
     return [dict(o) for o in nb.cells[-1].outputs]
 
 
@@ -197,7 +200,7 @@ CHECK_CELL = (f"from grader import notebook as checks\n"
 def test_check_cell_in_a_jupyter_kernel(notebook: Path, first_lines: list[str],
                                         tmp_path: Path) -> None:
     outputs = run_with_check_cell(notebook, tmp_path, CHECK_CELL)
-    # Shown once (the Report that ends the cell does not show itself again), as HTML + text.
+    # Shown once (the CheckReport that ends the cell does not show itself again), HTML + text.
     shown = [o for o in outputs if o["output_type"] in ("display_data", "execute_result")
              and o.get("data")]
     assert len(shown) == 1, outputs
@@ -208,14 +211,15 @@ def test_check_cell_in_a_jupyter_kernel(notebook: Path, first_lines: list[str],
 
 
 def _compare_logs(cli: dict[str, Any], live: dict[str, Any]) -> None:
+    def same(text: object) -> str:
+        # A timeout's reason differs by design: the grader limits CPU time, a kernel wall time.
+        return str(text).replace("its CPU time limit", "its time limit")
+
     def key(log: dict[str, Any]) -> list[tuple[str, bool, float, str]]:
-        return [(c["name"], c["passed"], c["score"], str(c["message"]).splitlines()[0])
-                for c in log["checks"]]
+        return [(c["name"], c["passed"], c["score"], same(c["message"])) for c in log["checks"]]
 
     def errors(log: dict[str, Any]) -> list[tuple[str, Any, str]]:
-        # A timeout's reason differs by design: the grader limits CPU time, a kernel wall time.
-        return [(e["kind"], e.get("cell"), e["message"].split(": cell exceeded")[0])
-                for e in log["errors"]]
+        return [(e["kind"], e.get("cell"), same(e["message"])) for e in log["errors"]]
 
     assert key(live) == key(cli)
     assert (live["score"], live["max_score"]) == (cli["score"], cli["max_score"])
@@ -226,20 +230,21 @@ def _compare_logs(cli: dict[str, Any], live: dict[str, Any]) -> None:
 @pytest.mark.parametrize("student", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
 def test_agrees_with_grader_check_on_every_example(student: str) -> None:
     from grader.grading.selfcheck import self_check
+    from grader.student.cli import check_notebook
 
     notebook = EXAMPLES / student / "rnn_and_grad.ipynb"
     cli = self_check(notebook=notebook, checks_dir=RNN_BUNDLE, root=None)
-    a = checks.load_bundle(RNN_BUNDLE).assignment
+    a = load_bundle(RNN_BUNDLE).assignment
     # The grader's own limits, so a hung cell or probe is cut where the grader cuts it.
-    live = checks.check_notebook(notebook=notebook, checks_dir=RNN_BUNDLE,
-                                 timeout=a.cell_seconds, probe_timeout=a.probe_seconds)
-    _compare_logs(cli, live)
+    live = check_notebook(notebook=notebook, checks_dir=RNN_BUNDLE,
+                          timeout=a.cell_seconds, probe_timeout=a.probe_seconds)
+    _compare_logs(cli.as_dict(), live.as_dict())
 
 
 @pytest.mark.slow
 def test_grader_check_command_writes_log_page_and_summary(tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
-    r = subprocess.run([sys.executable, "-m", "grader.notebook", str(CORRECT), "--checks",
+    r = subprocess.run([sys.executable, "-m", "grader.student.cli", str(CORRECT), "--checks",
                         str(RNN_BUNDLE), "--out", str(tmp_path / "out"), "--summary", str(summary)],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -249,7 +254,8 @@ def test_grader_check_command_writes_log_page_and_summary(tmp_path: Path) -> Non
     assert summary.read_text().startswith("### rnn_and_grad: 15 / 15 points (visible checks only)\n")
     page = (tmp_path / "out" / "feedback.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # the student's two plots
-    missing = subprocess.run([sys.executable, "-m", "grader.notebook", str(tmp_path / "nope.ipynb")],
+    missing = subprocess.run([sys.executable, "-m", "grader.student.cli",
+                              str(tmp_path / "nope.ipynb")],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 3
     assert missing.stderr == f"grader-check: error: {tmp_path / 'nope.ipynb'}: no such notebook\n"

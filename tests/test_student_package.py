@@ -1,4 +1,4 @@
-"""The student wheel (grader.student_package): what is in it, and that it works on its own.
+"""The student wheel (grader.publish.student_package): what is in it, and that it works alone.
 
 The slow tests make a fresh venv (no --system-site-packages, no instructor checkout on its
 path), install torch (this machine's CPU wheel), the template's wheel and what the course's
@@ -25,6 +25,10 @@ from tests.student_env import clean_env, student_python
 TEMPLATE = ROOT / "student_template"
 WHEEL = TEMPLATE / student_package.wheel_name()
 CORRECT = EXAMPLES / "full_marks_alt_layout" / "rnn_and_grad.ipynb"
+# What never ships to students: the sandbox, the instructor's CLI, grading a class, publishing.
+GRADER_ONLY = ("grader/sandbox/", "grader/cli.py", "grader/grading/run.py",
+               "grader/grading/selfcheck.py", "grader/grading/expected.py", "grader/publish/",
+               "grader/reports/class_report.py", "grader/reports/similarity")
 
 
 def hidden_check_names() -> list[str]:
@@ -41,10 +45,11 @@ def test_the_wheel_holds_the_checks_package_and_nothing_else() -> None:
     with zipfile.ZipFile(WHEEL) as zf:
         names = zf.namelist()
         contents = {n: zf.read(n) for n in names}
-    modules = sorted(n for n in names if n.startswith("grader/") and n.count("/") == 1)
+    modules = sorted(n for n in names if n.startswith("grader/") and n.endswith(".py")
+                     and not n.startswith("grader/checks/"))
     assert modules == sorted(f"grader/{m}.py" for m in student_package.MODULES)
-    for linux_only in ("sandbox", "execute", "worker", "batch", "session", "kernel", "cli"):
-        assert f"grader/{linux_only}.py" not in names
+    for name in names:  # the sandbox, grading a class, publishing: the grader's side only
+        assert not name.startswith(GRADER_ONLY), name
     bundles = sorted(p.name for p in (TEMPLATE / "checks").iterdir())
     for b in bundles:  # the very files the template ships beside the notebooks
         for f in ("assignment.yaml", "probes.py", "expected.json"):
@@ -195,8 +200,9 @@ print(json.dumps({"site": str(d.locate_file("")),
         if path.is_file() and path.suffix in (".py", ".json", ".yaml"):
             text = path.read_text(errors="replace")
             assert not [s for s in solution if s in text], path
-    names = {p.name for p in package_files}
-    assert not names & {"sandbox.py", "execute.py", "worker.py", "batch.py", "session.py", "cli.py"}
+    shipped = [p.relative_to(site).as_posix() for p in package_files]
+    assert not [p for p in shipped if p.startswith(GRADER_ONLY)]
+    assert "grader/student/cli.py" in shipped  # grader-check's, not the instructor's CLI
 
 
 @pytest.mark.slow

@@ -2,11 +2,11 @@
 
 ``grader build`` writes ``student_template/grader_checks-<version>-py3-none-any.whl``. It holds
 the import package ``grader`` cut down to what the checks need (comparison, wire, spec, probes
-helper, scoring, ``grader.notebook`` and its ``grader-check`` command, the feedback page) and,
-as package data, each assignment's visible checks bundle (``grader/checks/<name>/``: the spec
-without hidden checks, the probes, the visible expected values). No sandbox, no reference, no
-hidden check, nothing that imports only on Linux. It accepts the torch that is there
-(``torch>=2.1``): Colab's must not be replaced.
+helper, plan, scoring and log, ``grader.notebook``, the ``grader-check`` command, the feedback
+page) and, as package data, each assignment's visible checks bundle (``grader/checks/<name>/``:
+the spec without hidden checks, the probes, the visible expected values). No sandbox, no
+reference, no hidden check, nothing that imports only on Linux. It accepts the torch that is
+there (``torch>=2.1``): Colab's must not be replaced.
 
 The wheel is written by hand rather than by a build backend: its contents are exactly the files
 listed here, and fixed timestamps make it byte-for-byte reproducible, so ``grader build
@@ -26,15 +26,19 @@ import grader
 
 DIST_NAME = "grader-checks"
 # The modules a student needs, by name. Every import they make at module level must work on
-# macOS and Windows (tests/test_notebook_checks.py checks grader.notebook's; the fresh-venv test
+# macOS and Windows (tests/test_portable_imports.py checks the student's; the fresh-venv test
 # in tests/test_student_package.py installs this list and runs it).
+# The data-set package goes whole: grading.plan (requests, staging) imports it, module by module.
+_DATASETS = tuple(f"datasets/{p.stem}" for p in
+                  sorted((Path(grader.__file__).resolve().parent / "datasets").glob("*.py")))
 MODULES = ("__init__", "errors", "compare", "wire", "spec", "probelib", "execution", "files",
            "logfile", "submission", "notebook", "grading/__init__", "grading/score",
-           "student/__init__", "student/checks", "student/kernel", "reports/__init__",
-           "reports/feedback")
-REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1")
+           "grading/plan", "grading/pipeline", *_DATASETS, "student/__init__", "student/checks",
+           "student/cli", "student/kernel", "reports/__init__", "reports/feedback")
+# nbformat: the in-notebook check logs through grading.pipeline, which reads notebooks with it.
+REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1", "nbformat>=5.9")
 # For grader-check (runs the notebook file in a kernel); Jupyter and Colab have these already.
-CLI_REQUIRES = ("nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29")
+CLI_REQUIRES = ("nbclient>=0.10", "ipykernel>=6.29")
 REQUIRES_PYTHON = ">=3.10"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -52,7 +56,7 @@ def _metadata(version: str) -> str:
     lines += [f'Requires-Dist: {r}; extra == "cli"' for r in CLI_REQUIRES]
     return "\n".join(lines) + "\n\n" + (
         "Run the visible checks of an assignment in your notebook:\n\n"
-        "    from grader import notebook as checks\n    checks.check(\"1.A\")\n")
+        "    from grader import notebook as checks\n    checks.check(\"Q1\")\n")
 
 
 def files(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
@@ -71,7 +75,7 @@ def files(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
     out[f"{info}/METADATA"] = _metadata(version).encode()
     out[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: grader.publish.student_package\n"
                             b"Root-Is-Purelib: true\nTag: py3-none-any\n")
-    out[f"{info}/entry_points.txt"] = b"[console_scripts]\ngrader-check = grader.notebook:main\n"
+    out[f"{info}/entry_points.txt"] = b"[console_scripts]\ngrader-check = grader.student.cli:main\n"
     out[f"{info}/top_level.txt"] = b"grader\n"
     record = [f"{n},sha256={_digest(c)},{len(c)}" for n, c in out.items()]
     out[f"{info}/RECORD"] = ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()
@@ -129,7 +133,7 @@ def first_cell(*, release_url: str = RELEASE_PLACEHOLDER, version: str = grader.
     installed; otherwise the wheel beside the notebook (Jupyter), else the same file from the
     course's release (``release_url``, e.g. for Colab, which has no checkout)."""
     return (
-        "# The course's visible checks: run checks.check(\"1.A\") after a question (keeps your torch).\n"
+        "# The course's visible checks: run checks.check(\"Q1\") after a question (keeps your torch).\n"
         "try:\n"
         "    from grader import notebook as checks\n"
         "except ImportError:  # the first time: install them\n"

@@ -1,1 +1,1 @@
-"""What a student runs: the in-notebook checks, grader-check and its Jupyter kernel."""
+"""What a student runs: the in-notebook checks, ``grader-check`` and its Jupyter kernel."""

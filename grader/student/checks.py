@@ -3,24 +3,25 @@
 In a cell::
 
     from grader import notebook as checks
-    checks.check("1.A")      # one question
+    checks.check("Q1")       # one question
     checks.check_all()       # every question
 
-This calls the same probes (``assignments/<name>/probes.py``, shipped in the checks bundle) on
-the same inputs (built by ``grader.spec`` from the YAML), round-trips their answers through
-``grader.wire`` and scores them with ``grader.grade``: what ``grader check`` reports, minus the
-sandbox. That is acceptable only because the code checked is the student's own; the grader never
-runs this way. Nothing here needs the reference, a hidden check or Linux: every import at module
-level is portable, and the nbclient path (``main``, the ``grader-check`` command) imports its
-dependencies when it runs.
+This asks the same probes (the checks bundle's ``probes.py``) with the same requests
+(``grader.grading.plan.requests_for``) under the sandbox's conventions (arguments and answers
+cross ``grader.wire``, each probe has a time limit), and turns the answers into a log with
+``grader.grading.pipeline.make_log``, as ``grader check`` and ``grader-check`` do: the same
+code gives the same checks, scores and messages whichever way it is checked. ``CheckReport.log``
+is that ``SubmissionLog``.
+
+There is no sandbox here: acceptable only because the code checked is the student's own. The
+grader never grades this way. Nothing here needs the reference, a hidden check or Linux.
+``ask`` also answers the probes inside ``grader-check``'s kernel (``grader.student.kernel``).
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -33,16 +34,16 @@ from pathlib import Path
 from typing import Any, Sequence, cast
 
 from grader import spec, wire
-from grader.execution import Execution, ProbeAnswer
-from grader.grading import score as grading
+from grader.errors import InputError, SpecError
+from grader.execution import Execution, ProbeAnswer, Requests
+from grader.grading.pipeline import make_log
+from grader.grading.plan import requests_for
 from grader.logfile import NO_SANDBOX, CheckResult, SubmissionLog
-from grader.errors import GraderError, InputError, SpecError
 
-__all__ = ["CheckReport", "check", "check_all", "main"]
+__all__ = ["CheckReport", "check", "check_all"]
 
 # Bundles installed with the student package (``grader build`` puts them in the wheel).
-PACKAGE_CHECKS = Path(__file__).resolve().parent / "checks"
-_REPORT_MIME = "application/x-grader-checks+json"
+PACKAGE_CHECKS = Path(__file__).resolve().parent.parent / "checks"
 # A student's laptop or a CI runner is slower than the grading machine: twice the spec's limits.
 PROBE_SLACK = CELL_SLACK = 2.0
 
@@ -53,7 +54,7 @@ class Bundle:
 
     assignment: spec.Assignment
     expected: dict[str, Any]
-    needs: frozenset[str]  # names the probes look up in the namespace (``need(ns, "X")``)
+    needs: frozenset[str]  # what the probes look up in the kernel (``need(ns, "X")``)
 
     @property
     def name(self) -> str:
@@ -62,21 +63,32 @@ class Bundle:
 
 @dataclass
 class CheckReport:
-    """The results of one ``check`` call; shows itself once, as HTML or as text."""
+    """The log of one ``check`` call; shows itself once, as HTML or as text."""
 
-    assignment: str
-    question: str | None
-    results: tuple[CheckResult, ...]
-    seconds: float = 0.0
+    log: SubmissionLog
+    question: str | None = None
     _shown: bool = field(default=False, repr=False, compare=False)
 
     @property
+    def assignment(self) -> str:
+        return self.log.assignment
+
+    @property
+    def results(self) -> tuple[CheckResult, ...]:
+        return self.log.checks
+
+    @property
     def score(self) -> float:
-        return round(sum(r.score for r in self.results), 4)
+        return self.log.score
 
     @property
     def max_score(self) -> float:
-        return round(sum(r.max_score for r in self.results), 4)
+        """As in the log: an optional check's points are extra credit, outside the maximum."""
+        return self.log.max_score
+
+    @property
+    def seconds(self) -> float:
+        return self.log.timings.get("total_seconds", 0.0)
 
     @property
     def passed(self) -> bool:
@@ -135,9 +147,6 @@ class CheckReport:
     def __str__(self) -> str:
         return self.text()
 
-    def as_log_checks(self) -> list[dict[str, Any]]:
-        return [r.as_dict() for r in self.results]
-
 
 def _in_kernel() -> bool:
     """True in a Jupyter/Colab kernel (a front end that renders HTML), not a terminal IPython."""
@@ -155,7 +164,7 @@ def _ipython() -> Any:
     return get_ipython()
 
 
-def _namespace(ns: dict[str, Any] | None) -> dict[str, Any]:
+def _user_ns(ns: dict[str, Any] | None) -> dict[str, Any]:
     if ns is not None:
         return ns
     shell = _ipython()
@@ -177,20 +186,21 @@ def load_bundle(directory: Path) -> Bundle:
     missing = [c.name for c in a.checks if c.request_key not in expected]
     if missing:
         raise SpecError(f"{path}: no expected values for check(s) {', '.join(missing)}")
-    return Bundle(a, expected, _needed_names(a.probes_source))
+    return Bundle(a, expected, _needed(a.probes_source))
 
 
-def _needed_names(source: str) -> frozenset[str]:
-    names = set()
+def _needed(source: str) -> frozenset[str]:
+    found = set()
     for node in ast.walk(ast.parse(source)):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id == "need" and len(node.args) == 2
                 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
-            names.add(node.args[1].value)
-    return frozenset(names)
+            found.add(node.args[1].value)
+    return frozenset(found)
 
 
-def _bundle_dirs(checks_dir: Path | None) -> list[Path]:
+def bundle_dirs(checks_dir: Path | None) -> list[Path]:
+    """The bundles in ``checks_dir`` (a bundle or a folder of them), else the default places."""
     if checks_dir is not None:
         if (checks_dir / "assignment.yaml").is_file():
             return [checks_dir]
@@ -209,27 +219,44 @@ def _bundle_dirs(checks_dir: Path | None) -> list[Path]:
     return []
 
 
+def bundle_named(name: str, checks_dir: Path | None, *, what: str) -> Bundle:
+    """The bundle of assignment ``name``; a ``checks_dir`` holding one bundle is used whatever
+    its name. ``what`` (the notebook) starts the error message."""
+    dirs = bundle_dirs(checks_dir)
+    by_name = {d.name: d for d in dirs}
+    if name not in by_name and not (checks_dir is not None and len(dirs) == 1):
+        raise SpecError(f"{what}: no checks for assignment {name!r} "
+                        f"(have: {', '.join(sorted(by_name)) or 'none'}; pass --checks)")
+    return load_bundle(by_name.get(name, dirs[0]))
+
+
+def _notebook_file(ns: dict[str, Any]) -> Path | None:
+    """The notebook file this kernel serves, where the front end says (Jupyter, VS Code)."""
+    for c in (os.environ.get("JPY_SESSION_NAME"), ns.get("__session__"),
+              ns.get("__vsc_ipynb_file__")):
+        if isinstance(c, str) and c.endswith(".ipynb") and Path(c).is_file():
+            return Path(c)
+    return None
+
+
 def _notebook_assignment(ns: dict[str, Any]) -> str | None:
     """``metadata.grader.assignment`` of the notebook this kernel serves, where it is known."""
-    candidates = [os.environ.get("JPY_SESSION_NAME"), ns.get("__session__"),
-                  ns.get("__vsc_ipynb_file__")]
-    for c in candidates:
-        if isinstance(c, str) and c.endswith(".ipynb") and Path(c).is_file():
-            try:
-                meta = json.loads(Path(c).read_text(encoding="utf-8")).get("metadata", {})
-            except (OSError, ValueError):
-                continue
-            name = meta.get("grader", {}).get("assignment") if isinstance(meta, dict) else None
-            if isinstance(name, str) and name:
-                return name
-    return None
+    path = _notebook_file(ns)
+    if path is None:
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    name = meta.get("grader", {}).get("assignment") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def find_bundle(*, ns: dict[str, Any], assignment: str | None = None,
                 checks_dir: Path | None = None, question: str | None = None) -> Bundle:
     """The assignment named, else the notebook's (its metadata), else the only one that has
     ``question`` and whose definitions are present in ``ns``."""
-    dirs = _bundle_dirs(checks_dir)
+    dirs = bundle_dirs(checks_dir)
     if not dirs:
         raise InputError("no visible checks found: install the course's grader-checks package "
                          "(the first cell of the template) or run next to its checks/ folder")
@@ -240,14 +267,15 @@ def find_bundle(*, ns: dict[str, Any], assignment: str | None = None,
             return load_bundle(by_name[wanted])
         if len(dirs) == 1 and checks_dir is not None:
             return load_bundle(dirs[0])
-        raise InputError(f"no checks for assignment {wanted!r} (have: {', '.join(sorted(by_name))})")
+        raise InputError(f"no checks for assignment {wanted!r} "
+                         f"(have: {', '.join(sorted(by_name))})")
     bundles = [load_bundle(d) for d in dirs]
     if question is not None:
         bundles = [b for b in bundles if any(q.id == question for q in b.assignment.questions)]
         if not bundles:
             raise InputError(f"no assignment has a question {question!r}")
     if len(bundles) > 1:
-        # Generic names ("model") may be defined by either notebook: the most names present wins.
+        # Generic definitions ("model") may be in either notebook: the most of them present wins.
         present = {b.name: sum(n in ns for n in b.needs) for b in bundles}
         best = max(present.values())
         if best > 0:
@@ -258,42 +286,32 @@ def find_bundle(*, ns: dict[str, Any], assignment: str | None = None,
                      + ", ".join(b.name for b in bundles) + "); pass assignment=\"<name>\"")
 
 
-# -- running the checks ------------------------------------------------------------------------
+# -- asking the probes -------------------------------------------------------------------------
 
-def run_checks(bundle: Bundle, *, ns: dict[str, Any], questions: Sequence[str] | None = None,
-               question: str | None = None, probe_seconds: float | None = None) -> CheckReport:
-    """Ask the probes (each distinct request once), then score exactly as the grader does."""
-    a = bundle.assignment
-    known = [q.id for q in a.questions]
-    for q in questions or ():
-        if q not in known:
-            raise InputError(f"{a.name} has no question {q!r} (questions: {', '.join(known)})")
-    chosen = tuple(c for c in a.checks if questions is None or c.question in questions)
-    started = time.perf_counter()
+def ask(probes_source: str, requests: Requests, *, ns: dict[str, Any], seconds: float
+        ) -> dict[str, ProbeAnswer]:
+    """Every request answered on ``ns`` by the probes in ``probes_source``, one at a time."""
+    from grader import probelib  # imports torch: only once a check actually runs
+
     module = types.ModuleType("probes")
-    # "<probes>", as in the worker, so tracebacks and their filtering read the same.
-    exec(compile(a.probes_source, "<probes>", "exec"), module.__dict__)
-    answers: dict[str, ProbeAnswer] = {}
-    for c in chosen:
-        if c.request_key not in answers:
-            answers[c.request_key] = _ask(module, ns, c.probe, c.args,
-                                          seconds=probe_seconds or PROBE_SLACK * a.probe_seconds)
-    results = grading.grade(assignment=replace(a, checks=chosen),
-                            execution=Execution((), answers, dict(NO_SANDBOX)),
-                            expected=bundle.expected)
-    return CheckReport(a.name, question, results, time.perf_counter() - started)
+    # "<probes>", as in the sandbox's runner, so tracebacks and their filtering read the same.
+    exec(compile(probes_source, "<probes>", "exec"), module.__dict__)
+    stubs = probelib.declared_stub_messages(module)
+    return {key: _ask(module, ns, probe, args, seconds=seconds, stubs=stubs)
+            for key, (probe, args) in requests.items()}
 
 
 def _ask(module: types.ModuleType, ns: dict[str, Any], probe: str, args: dict[str, Any], *,
-         seconds: float) -> ProbeAnswer:
-    """One probe call, with the sandbox's conventions: arguments and answer cross ``wire``, and
-    a probe that overruns its time limit is stopped and reported as not finished."""
+         seconds: float, stubs: tuple[str, ...]) -> ProbeAnswer:
+    """One probe call, with the sandbox's conventions: arguments and answer cross ``wire``, a
+    failure is described as the runner describes it, and a probe that overruns its time limit
+    is stopped and reported as not finished."""
     import _thread
     import threading
 
     import torch
 
-    from grader import probelib  # imports torch: only once a check actually runs
+    from grader import probelib
 
     sent = {k: wire.decode_value(wire.encode_value(v)) for k, v in args.items()}
     sink = io.StringIO()
@@ -319,15 +337,47 @@ def _ask(module: types.ModuleType, ns: dict[str, Any], probe: str, args: dict[st
             if not fired.is_set():
                 raise  # the student pressed stop: that is theirs, not a result
             return ProbeAnswer(False, error={"kind": "timeout", "ename": "TimeoutError",
-                                         "evalue": "", "traceback": ""})
+                                             "evalue": "", "traceback": ""})
         except Exception as exc:
-            return ProbeAnswer(False, error=probelib.describe_failure(exc))
+            return ProbeAnswer(False, error=probelib.describe_failure(exc, stub_messages=stubs))
+
+
+# -- the checks --------------------------------------------------------------------------------
+
+def run_checks(bundle: Bundle, *, ns: dict[str, Any], questions: Sequence[str] | None = None,
+               question: str | None = None, probe_seconds: float | None = None) -> CheckReport:
+    """Ask the probes on the kernel's live definitions, then log exactly as the grader does.
+
+    The Execution has answers and no cells: this kernel ran the cells, in whatever order the
+    student chose, and only what they defined is known. A whole-notebook check (``questions``
+    None) also asks the assignment's records, as ``grader check`` does.
+    """
+    a = bundle.assignment
+    known = [q.id for q in a.questions]
+    for q in questions or ():
+        if q not in known:
+            raise InputError(f"{a.name} has no question {q!r} (questions: {', '.join(known)})")
+    scope = a if questions is None else replace(
+        a, checks=tuple(c for c in a.checks if c.question in questions), records=())
+    started = time.perf_counter()
+    answers = ask(a.probes_source, requests_for(scope), ns=ns,
+                  seconds=probe_seconds or PROBE_SLACK * a.probe_seconds)
+    execution = Execution((), answers, dict(NO_SANDBOX), seconds=time.perf_counter() - started)
+    log = make_log(scope, student=_student(ns), notebook_name=a.notebook, notebook=None,
+                   execution=execution, expected=bundle.expected, started=started)
+    return CheckReport(log, question)
+
+
+def _student(ns: dict[str, Any]) -> str:
+    """As the other paths name a student: the notebook's folder (the kernel's, if unknown)."""
+    path = _notebook_file(ns)
+    return (path.resolve().parent if path is not None else Path.cwd()).name
 
 
 def check(question: str, *, ns: dict[str, Any] | None = None, assignment: str | None = None,
           checks_dir: str | Path | None = None, quiet: bool = False) -> CheckReport:
     """Run question ``question``'s visible checks on this kernel's definitions and show why."""
-    space = _namespace(ns)
+    space = _user_ns(ns)
     bundle = find_bundle(ns=space, assignment=assignment, question=question,
                          checks_dir=Path(checks_dir) if checks_dir is not None else None)
     report = run_checks(bundle, ns=space, questions=[question], question=question)
@@ -338,242 +388,11 @@ def check(question: str, *, ns: dict[str, Any] | None = None, assignment: str | 
 
 def check_all(*, ns: dict[str, Any] | None = None, assignment: str | None = None,
               checks_dir: str | Path | None = None, quiet: bool = False) -> CheckReport:
-    """Every question's visible checks."""
-    space = _namespace(ns)
+    """Every question's visible checks; ``.log`` is the notebook's whole log."""
+    space = _user_ns(ns)
     bundle = find_bundle(ns=space, assignment=assignment,
                          checks_dir=Path(checks_dir) if checks_dir is not None else None)
     report = run_checks(bundle, ns=space)
     if not quiet:
         report.show()
     return report
-
-
-def _emit(*, checks_dir: str, assignment: str, probe_seconds: float) -> None:
-    """Run by ``main`` in the kernel after the student's cells: the results, as data."""
-    space = _namespace(None)
-    bundle = find_bundle(ns=space, assignment=assignment, checks_dir=Path(checks_dir))
-    report = run_checks(bundle, ns=space, probe_seconds=probe_seconds)
-    from IPython.display import display
-
-    display({_REPORT_MIME: json.dumps({"checks": report.as_log_checks()})},  # type: ignore[no-untyped-call]
-            raw=True)
-
-
-# -- grader-check: the notebook file, run in a kernel ------------------------------------------
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``grader-check NOTEBOOK``: run the notebook in a Jupyter kernel, then its visible checks.
-
-    Example: grader-check rnn_and_grad.ipynb --out grading/ --summary "$GITHUB_STEP_SUMMARY"
-    """
-    parser = argparse.ArgumentParser(
-        prog="grader-check",
-        description="Run a notebook in a fresh Jupyter kernel (no sandbox: it is your own code), "
-                    "then its visible checks, and explain each result.",
-        epilog='Example: grader-check rnn_and_grad.ipynb --out grading/ --summary "$GITHUB_STEP_SUMMARY"')
-    parser.add_argument("notebook", type=Path)
-    parser.add_argument("--assignment", help="assignment name (default: the notebook's metadata, "
-                                             "else its file name)")
-    parser.add_argument("--checks", type=Path, help="a checks bundle folder (default: the "
-                                                    "installed package's, else ./checks/)")
-    parser.add_argument("--out", type=Path, help="also write submission_log.json, figures/ and "
-                                                 "feedback.html here")
-    parser.add_argument("--summary", type=Path, help="append a markdown table to this file "
-                                                     "(in CI: $GITHUB_STEP_SUMMARY)")
-    parser.add_argument("--timeout", type=float, help="seconds per cell (default: twice the "
-                                                      "assignment's limit)")
-    parser.add_argument("--probe-timeout", type=float, help="seconds per check (default: twice "
-                                                            "the assignment's limit)")
-    args = parser.parse_args(argv)
-    try:
-        log = check_notebook(notebook=args.notebook, assignment=args.assignment,
-                             checks_dir=args.checks, out_dir=args.out, timeout=args.timeout,
-                             probe_timeout=args.probe_timeout)
-    except GraderError as exc:
-        print(f"grader-check: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    print(_log_text(log))
-    if args.summary is not None:
-        from grader.reports import feedback
-
-        with args.summary.open("a", encoding="utf-8") as f:
-            f.write(feedback.markdown_summary(log, visible_only=True))
-    return 0
-
-
-def _log_text(log: SubmissionLog) -> str:
-    lines = [CheckReport(log.assignment, None, log.checks).text()]
-    lines += [f"note: {e['message']}" for e in log.errors]
-    return "\n".join(lines)
-
-
-def check_notebook(*, notebook: Path, assignment: str | None = None,
-                   checks_dir: Path | None = None, out_dir: Path | None = None,
-                   timeout: float | None = None, probe_timeout: float | None = None
-                   ) -> SubmissionLog:
-    """Execute ``notebook`` in a kernel started in its folder, then ask the visible checks there.
-
-    Returns a log shaped like ``grader check``'s (checks, errors, cells with figures).
-    """
-    if not notebook.is_file():
-        raise InputError(f"{notebook}: no such notebook")
-    import nbformat
-
-    started = time.perf_counter()
-    name = assignment
-    raw = notebook.read_bytes()
-    nb: Any = None
-    problem = ""
-    try:
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
-    except Exception as exc:  # nbformat raises several unrelated types for bad input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        problem = f"{notebook}: not a valid notebook ({first})"
-    if name is None and nb is not None:
-        meta = nb.metadata.get("grader", {})
-        name = str(meta.get("assignment")) if meta.get("assignment") else None
-    dirs = _bundle_dirs(checks_dir)
-    by_name = {d.name: d for d in dirs}
-    name = name or notebook.stem
-    if name not in by_name and not (checks_dir is not None and len(dirs) == 1):
-        raise SpecError(f"{notebook}: no checks for assignment {name!r} "
-                        f"(have: {', '.join(sorted(by_name)) or 'none'}; pass --checks)")
-    bundle_dir = by_name.get(name, dirs[0])
-    bundle = load_bundle(bundle_dir)
-    a = bundle.assignment
-    errors: list[dict[str, Any]] = []
-    cells: list[dict[str, Any]] = []
-    checks: list[dict[str, Any]]
-    if nb is None:
-        errors.append({"kind": "invalid_notebook", "message": problem})
-        checks = [r.as_dict() for r in grading.grade(assignment=a, execution=None,
-                                                     expected=bundle.expected,
-                                                     unavailable=problem)]
-    else:
-        limit = timeout if timeout is not None else CELL_SLACK * a.cell_seconds
-        per_probe = probe_timeout if probe_timeout is not None else PROBE_SLACK * a.probe_seconds
-        checks, errors, cells = _run_in_kernel(nb, notebook.resolve().parent, bundle_dir.resolve(),
-                                               bundle, limit, per_probe, out_dir)
-    from grader import logfile
-
-    log = logfile.SubmissionLog(
-        assignment=a.name, student=notebook.resolve().parent.name, notebook=notebook.name,
-        notebook_sha256=hashlib.sha256(raw).hexdigest(),
-        checks=tuple(logfile.CheckResult.from_dict(c) for c in checks), errors=tuple(errors),
-        cells=tuple(cells), timings={"total_seconds": time.perf_counter() - started},
-        protections=dict(logfile.NO_SANDBOX))
-    if out_dir is not None:
-        from grader.reports import feedback
-
-        logfile.write(out_dir / logfile.LOG_NAME, log)
-        feedback.write_page(log, out_dir, titles={q.id: q.title for q in a.questions},
-                            visible_only=True)
-    return log
-
-
-def _run_in_kernel(nb: Any, workdir: Path, bundle_dir: Path, bundle: Bundle, limit: float,
-                   per_probe: float, out_dir: Path | None
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    import base64
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    a = bundle.assignment
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    ask = nbformat.v4.new_code_cell(  # type: ignore[no-untyped-call]
-        "import grader.student.checks as _grader_notebook\n"
-        f"_grader_notebook._emit(checks_dir={str(bundle_dir)!r}, assignment={a.name!r}, "
-        f"probe_seconds={per_probe!r})\n"
-        "del _grader_notebook\n")
-    run = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
-    run.metadata = nb.metadata
-    run.cells = [*nb.cells, ask]
-    # The kernel must be this interpreter's (it has the package): first on PATH, where the
-    # "python3" kernel spec's bare `python` is looked up.
-    env = {**os.environ,
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    client = NotebookClient(run, timeout=max(1, int(limit)), kernel_name="python3",
-                            allow_errors=True, interrupt_on_timeout=True,
-                            resources={"metadata": {"path": str(workdir)}}, env=env)
-    errors: list[dict[str, Any]] = []
-    stopped, stopped_at = "", -1
-    try:
-        with client.setup_kernel():
-            for position, cell in enumerate(run.cells):
-                if cell is ask:  # each probe has its own limit; the cell needs all of theirs
-                    client.timeout = int(limit + per_probe * len(a.checks)) + 10
-                try:
-                    client.execute_cell(cell, position)
-                except CellTimeoutError:
-                    stopped, stopped_at = "timed out and could not be interrupted", position
-                    break
-                except DeadKernelError:
-                    stopped, stopped_at = "stopped the kernel (it died)", position
-                    break
-    except (RuntimeError, OSError) as exc:
-        raise GraderError(f"could not start a Jupyter kernel: {exc}") from None
-    from grader.submission import cell_label, code_cell_number
-
-    sources = tuple(c.source if c.cell_type == "code" else None for c in nb.cells)
-    cells: list[dict[str, Any]] = []
-    for index, cell in enumerate(run.cells[:-1]):
-        if cell.cell_type != "code":
-            continue
-        number = code_cell_number(sources, index)
-        status, figures, stdout = "ok", list[str](), list[str]()
-        if cell.get("execution_count") is None and not cell.get("outputs"):
-            status = "not_run"
-        for k, output in enumerate(cell.get("outputs", []), start=1):
-            if output.output_type == "stream":
-                stdout.append(str(output.text))
-            elif output.output_type == "error":
-                timed_out = output.ename == "KeyboardInterrupt"
-                status = "timeout" if timed_out else "error"
-                verb = "timed out" if timed_out else f"raised {output.ename}"
-                evalue = "cell exceeded its time limit" if timed_out else output.evalue
-                errors.append({"kind": f"cell_{status}", "cell": number,
-                               "message": f"{cell_label(sources, index)} {verb}: {evalue}"})
-            elif "image/png" in output.get("data", {}):
-                figure = f"figures/cell-{number:02d}-{len(figures) + 1}.png"
-                if out_dir is not None:
-                    from grader.files import atomic_write
-
-                    atomic_write(out_dir / figure, base64.b64decode(output.data["image/png"]))
-                figures.append(figure)
-        cells.append({"cell": number, "status": status, "figures": figures,
-                      "stdout": "".join(stdout)[-4000:]})
-    if stopped:
-        where = (cell_label(sources, stopped_at) if stopped_at < len(sources)
-                 else "the cell running the checks")
-        stopped = f"{where} {stopped}"
-        errors.append({"kind": "stopped", "message": stopped})
-    checks = _answers(run.cells[-1])
-    if checks is None:
-        why = _cell_error(run.cells[-1]) or stopped or "the checks did not run"
-        checks = [r.as_dict() for r in grading.grade(
-            assignment=a, execution=None, expected=bundle.expected,
-            unavailable=f"the notebook stopped before this check could run ({why})")]
-    return checks, errors, cells
-
-
-def _cell_error(cell: Any) -> str:
-    for output in cell.get("outputs", []):
-        if output.output_type == "error":
-            return f"{output.ename}: {output.evalue}"
-    return ""
-
-
-def _answers(cell: Any) -> list[dict[str, Any]] | None:
-    for output in cell.get("outputs", []):
-        data = output.get("data", {})
-        if _REPORT_MIME in data:
-            raw = data[_REPORT_MIME]
-            parsed = json.loads(raw) if isinstance(raw, str) else raw
-            return list(parsed["checks"])
-    return None
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,129 +1,279 @@
-"""The slow path: run a notebook in a fresh Jupyter kernel with nbclient, then ask the probes.
+"""A fresh Jupyter kernel as an ``Executor``: run a notebook's cells there, then the probes.
 
-This is how most graders work (nbgrader, Otter): one kernel per notebook. We keep it as the
-yardstick for the warm, sandboxed worker: ``bench/batch_speed.py`` grades every generated
-submission both ways and checks the scores are identical. It is NOT sandboxed (the kernel runs
-as the grader's user with the grader's file access), so ``grader run`` never uses it.
+``grader-check`` (``grader.student.cli``) grades through it, and ``bench/batch_speed.py`` times
+it as the yardstick of one kernel per notebook (how nbgrader and Otter work). It is NOT a
+sandbox: the kernel runs as the user, with the user's files and network, so ``grader run``
+never uses it. Otherwise it keeps the sandboxed worker's rules, so that ``make_log`` turns
+the same code into the same log:
+
+* frames of a cell's code are named ``<ipython-input-N-…>``, N the number Jupyter shows after
+  Run All, so tracebacks and messages name cells as the worker's do;
+* a cell has ``limits.cell_seconds``, the notebook ``limits.notebook_seconds``, and a cell that
+  kills the kernel is left out and the notebook run again;
+* the probes are asked in the kernel by ``grader.student.checks.ask``, the in-notebook check's
+  own code, each with ``limits.probe_seconds``; the answers come back as Execution JSON.
+
+The times are wall-clock seconds (the worker counts CPU seconds): a kernel has no CPU timer.
+nbclient and nbformat are imported when a kernel starts, so this module imports anywhere.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
 from grader import wire
-from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer
+from grader.errors import SandboxError
+from grader.execution import (CellOutcome, Execution, Limits, ProbeAnswer, Protections, Requests,
+                              execution_from_wire, execution_to_wire, requests_from_wire,
+                              requests_to_wire)
+from grader.logfile import NO_SANDBOX
+from grader.submission import code_cell_number
 
-_MIME = "application/x-grader-probes+json"
+_MIME = "application/x-grader-execution+json"
+MAX_ATTEMPTS = 4
+# After an interrupt, how long a kernel may take to come back before it counts as stuck.
+INTERRUPT_GRACE = 5.0
 
 _PRELUDE = """\
-import os as _os
-import torch as _torch
-_torch.set_num_threads(1)
+def _grader_prelude(numbers, threads):
+    from IPython import get_ipython
+    from IPython.core.compilerop import code_name
+    compiler = get_ipython().compile
+    compiler.get_code_name = lambda raw, code, count: code_name(code, numbers.get(count, count))
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+_grader_prelude({numbers!r}, {threads!r})
+del _grader_prelude
 """
 
-_ASK = """\
-def _grader_ask():
-    import json, types
+# Binds nothing in the kernel's globals: the probes see exactly what the notebook defined.
+_ASK = ("__import__('grader.student.kernel', fromlist=['answer'])"
+        ".answer({source!r}, {requests!r}, {seconds!r})\n")
+
+
+def answer(probes_source: str, requests: str, probe_seconds: float) -> None:
+    """Run in the kernel after the notebook's cells: the answers, displayed as data."""
+    from IPython import get_ipython
     from IPython.display import display
-    from grader import probelib, wire
-    module = types.ModuleType("probes")
-    exec(compile({source!r}, "<probes>", "exec"), module.__dict__)
-    answers = {{}}
-    for key, (probe, args) in json.loads({requests!r}).items():
-        args = {{k: wire.decode_value(v) for k, v in args.items()}}
+
+    from grader.student.checks import ask
+
+    answers = ask(probes_source, requests_from_wire(requests), ns=get_ipython().user_ns,
+                  seconds=probe_seconds)
+    display({_MIME: execution_to_wire(Execution((), answers, {}))},  # type: ignore[no-untyped-call]
+            raw=True)
+
+
+class KernelExecutor:
+    """Runs a staged notebook in a new ``python3`` kernel started in the workdir."""
+
+    def __init__(self, *, limits: Limits, protections: Protections | None = None,
+                 kernel_name: str = "python3") -> None:
+        self.limits = limits
+        self.protections = dict(NO_SANDBOX if protections is None else protections)
+        self.kernel_name = kernel_name
+        self.cgroup_report: Protections = {}  # no cgroups: nothing is confined
+        self.peak_child_rss_kb = 0
+        self._cancelled = threading.Event()
+        self._process: Any = None  # the running kernel's Popen, for cancel()
+
+    def __enter__(self) -> KernelExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def rss_kb(self) -> int:
+        return 0  # not measured: nothing here limits memory
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        process = self._process
+        if process is not None:
+            try:
+                process.kill()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Each run starts and ends its own kernel: nothing outlives it."""
+
+    def run(self, *, workdir: Path, cells: list[str | None], probes_source: str,
+            requests: Requests) -> Execution:
+        """Execute the code ``cells`` (None marks a markdown cell) in ``workdir``, then ask each
+        probe request; a cell that kills the kernel is left out and the notebook run again."""
+        started = time.perf_counter()
+        skip: dict[int, CellOutcome] = {}
+        events: list[str] = []
+        attempts = 0
+        for attempts in range(1, MAX_ATTEMPTS + 1):
+            outcomes, answers, died_in, reason, trouble = self._attempt(
+                workdir, cells, set(skip), probes_source, requests)
+            if self._cancelled.is_set():
+                raise SandboxError("the run was interrupted")
+            events += trouble
+            if died_in is None:
+                break
+            skip[died_in] = CellOutcome(died_in, "killed", error={
+                "ename": "Killed", "evalue": reason, "traceback": ""})
+            # Worded as the worker words it, so both logs say the same.
+            events.append(f"cell {died_in + 1}: {reason}; ran the notebook again without it")
+        merged = {**outcomes, **skip}
+        ordered = tuple(merged.get(i, CellOutcome(i, "not_run"))
+                        for i, c in enumerate(cells) if c is not None)
+        return Execution(ordered, answers, dict(self.protections), tuple(events),
+                         time.perf_counter() - started, attempts)
+
+    def _attempt(self, workdir: Path, cells: list[str | None], skip: set[int],
+                 probes_source: str, requests: Requests
+                 ) -> tuple[dict[int, CellOutcome], dict[str, ProbeAnswer], int | None, str,
+                            list[str]]:
+        """One kernel, start to end: the outcomes, the answers, the cell the kernel died in
+        (and why), and what went wrong outside the cells."""
+        import nbformat
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+        run = [i for i, c in enumerate(cells) if c is not None and i not in skip]
+        # The kernel counts each cell it executes (nbclient skips blank ones); the prelude is 1.
+        executed = [i for i in run if (cells[i] or "").strip()]
+        numbers = {count: code_cell_number(cells, i) for count, i in enumerate(executed, start=2)}
+        nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+        new_cell = nbformat.v4.new_code_cell
+        prelude = new_cell(  # type: ignore[no-untyped-call]
+            _PRELUDE.format(numbers=numbers, threads=self.limits.threads))
+        code = [new_cell(cells[i]) for i in run]  # type: ignore[no-untyped-call]
+        ask = new_cell(_ASK.format(  # type: ignore[no-untyped-call]
+            source=probes_source, requests=requests_to_wire(requests),
+            seconds=self.limits.probe_seconds))
+        nb.cells = [prelude, *code, ask]
+        threads = str(self.limits.threads)
+        # The kernel must be this interpreter's (it has the package): first on PATH, where the
+        # "python3" kernel spec's bare `python` is looked up.
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+               "PYTHONHASHSEED": "0",
+               "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                        os.environ.get("PATH", "")])}
+        client = NotebookClient(nb, timeout=60, kernel_name=self.kernel_name, allow_errors=True,
+                                resources={"metadata": {"path": str(workdir)}})
+        outcomes: dict[int, CellOutcome] = {}
+        answers: dict[str, ProbeAnswer] = {}
+        trouble: list[str] = []
+        notebook_end = time.monotonic() + self.limits.notebook_seconds
         try:
-            answers[key] = {{"ok": True, "value": wire.encode_value(getattr(module, probe)(globals(), **args))}}
-        except BaseException as exc:
-            answers[key] = {{"ok": False, "error": probelib.describe_failure(exc)}}
-    display({{"{mime}": json.dumps(answers)}}, raw=True)
-_grader_ask()
-"""
+            with client.setup_kernel(env=env):
+                self._process = getattr(getattr(client.km, "provisioner", None), "process", None)
+                client.timeout = 120  # the prelude imports torch
+                client.execute_cell(prelude, 0)
+                for position, (index, cell) in enumerate(zip(run, code), start=1):
+                    if self._cancelled.is_set():
+                        break
+                    budget = min(self.limits.cell_seconds, notebook_end - time.monotonic())
+                    if budget <= 0:
+                        outcomes[index] = CellOutcome(index, "timeout", error={
+                            "ename": "TimeoutError", "evalue": "the notebook's time limit was "
+                            "reached before this cell", "traceback": ""})
+                        continue
+                    client.timeout = max(1, math.ceil(budget))
+                    began = time.perf_counter()
+                    try:
+                        client.execute_cell(cell, position)
+                    except CellTimeoutError:
+                        if not self._interrupted(client, new_cell):
+                            return (outcomes, {}, index,
+                                    f"still running after the cell's {budget:g} s and it could "
+                                    "not be interrupted; killed", trouble)
+                        outcomes[index] = CellOutcome(
+                            index, "timeout", time.perf_counter() - began,
+                            {"ename": "TimeoutError", "evalue": "cell exceeded its time limit",
+                             "traceback": ""}, _stdout(cell), _figures(cell))
+                        continue
+                    except DeadKernelError:
+                        return (outcomes, {}, index, "the process died while running this cell",
+                                trouble)
+                    outcomes[index] = _outcome(index, cell, time.perf_counter() - began)
+                if self._cancelled.is_set():
+                    return outcomes, {}, None, "", trouble
+                client.timeout = math.ceil(self.limits.probe_seconds * max(1, len(requests))) + 60
+                try:
+                    client.execute_cell(ask, len(nb.cells) - 1)
+                except (CellTimeoutError, DeadKernelError) as exc:
+                    trouble.append(f"the checks did not finish ({type(exc).__name__}); stopped")
+                    return outcomes, {}, None, "", trouble
+                answers, problem = _answers(ask)
+                if problem:
+                    trouble.append(problem)
+        except (RuntimeError, OSError) as exc:
+            if self._cancelled.is_set():
+                return outcomes, {}, None, "", trouble
+            raise SandboxError(f"could not start a Jupyter kernel: {exc}") from None
+        finally:
+            self._process = None
+        return outcomes, answers, None, "", trouble
+
+    def _interrupted(self, client: Any, new_cell: Any) -> bool:
+        """Interrupt the cell that overran, as the worker's CPU timer does; True when the kernel
+        then answers again (the notebook goes on), False when it is stuck."""
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+        from nbclient.util import run_sync
+
+        try:
+            run_sync(client.km.interrupt_kernel)()
+            client.timeout = math.ceil(INTERRUPT_GRACE)
+            # Not counted (store_history): the cells after it keep the numbers they were given.
+            client.execute_cell(new_cell("pass"), 0, store_history=False)
+        except (CellTimeoutError, DeadKernelError, RuntimeError, OSError):
+            return False
+        return True
+
+
+def _stdout(cell: Any) -> str:
+    return "".join(str(o.text) for o in cell.get("outputs", []) if o.output_type == "stream")
+
+
+def _figures(cell: Any) -> tuple[str, ...]:
+    return tuple(str(o.data["image/png"]).replace("\n", "") for o in cell.get("outputs", [])
+                 if o.output_type in ("display_data", "execute_result")
+                 and "image/png" in o.get("data", {}))[:8]
+
+
+def _outcome(index: int, cell: Any, seconds: float) -> CellOutcome:
+    error = None
+    for out in cell.get("outputs", []):
+        if out.output_type == "error":
+            error = {"ename": str(out.ename), "evalue": str(out.evalue), "traceback": ""}
+    return CellOutcome(index, "error" if error else "ok", seconds, error, _stdout(cell),
+                       _figures(cell))
+
+
+def _answers(cell: Any) -> tuple[dict[str, ProbeAnswer], str]:
+    """The answers the ask cell displayed, or why there are none."""
+    for out in cell.get("outputs", []):
+        raw = out.get("data", {}).get(_MIME)
+        if raw is not None:
+            try:
+                return execution_from_wire(raw if isinstance(raw, str) else str(raw)).answers, ""
+            except wire.WireError as exc:
+                return {}, f"the checks' answers could not be read ({exc})"
+    for out in cell.get("outputs", []):
+        if out.output_type == "error":
+            return {}, f"the checks could not run ({out.ename}: {out.evalue})"
+    return {}, "the checks did not answer"
 
 
 def run_in_kernel(*, workdir: Path, cells: list[str | None], probes_source: str,
-                  requests: dict[str, tuple[str, dict[str, Any]]], limits: Limits) -> Execution:
-    """Execute ``cells`` in a new ``python3`` kernel started in ``workdir``; same result type
-    and the same rules as the sandboxed worker (a cell that kills its process is left out and
-    the notebook run again), so the same grading applies."""
-    started = time.perf_counter()
-    dropped: dict[int, CellOutcome] = {}
-    for attempt in range(1, 5):
-        kept = [c if i not in dropped else None for i, c in enumerate(cells)]
-        execution, died_in = _attempt(workdir, kept, probes_source, requests, limits)
-        if died_in is None:
-            break
-        dropped[died_in] = CellOutcome(died_in, "killed", error={
-            "ename": "Killed", "evalue": "the process died while running this cell", "traceback": ""})
-    outcomes = sorted([*execution.cells, *dropped.values()], key=lambda c: c.index)
-    return Execution(tuple(outcomes), execution.answers, execution.protections, (),
-                     time.perf_counter() - started, attempt)
-
-
-def _attempt(workdir: Path, cells: list[str | None], probes_source: str,
-             requests: dict[str, tuple[str, dict[str, Any]]], limits: Limits
-             ) -> tuple[Execution, int | None]:
-    """One kernel, start to end; also says in which cell the kernel died, if it did."""
-    started = time.perf_counter()
-    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
-    code = [(i, c) for i, c in enumerate(cells) if c is not None]
-    nb.cells = [nbformat.v4.new_code_cell(_PRELUDE)] + [nbformat.v4.new_code_cell(c) for _, c in code]  # type: ignore[no-untyped-call]
-    encoded = {k: [p, {a: wire.encode_value(v) for a, v in args.items()}] for k, (p, args) in requests.items()}
-    nb.cells.append(nbformat.v4.new_code_cell(_ASK.format(  # type: ignore[no-untyped-call]
-        source=probes_source, requests=json.dumps(encoded), mime=_MIME)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    client = NotebookClient(nb, timeout=int(limits.cell_seconds), kernel_name="python3",
-                            allow_errors=True, resources={"metadata": {"path": str(workdir)}},
-                            env=env)
-    died_in: int | None = None
-    current = 0
-    with client.setup_kernel():
-        for position, cell in enumerate(nb.cells):
-            current = position
-            try:
-                client.execute_cell(cell, position)
-            except CellTimeoutError:
-                continue
-            except DeadKernelError:
-                died_in = code[position - 1][0] if 0 < position <= len(code) else None
-                break
-    outcomes = [_outcome(index, cell) for (index, _), cell in zip(code, nb.cells[1:-1])]
-    if died_in is not None:
-        outcomes = [o for o in outcomes if o.index != died_in]
-    answers = _answers(nb.cells[-1]) if current == len(nb.cells) - 1 else {}
-    return Execution(tuple(outcomes), answers, {"sandbox": "off: nbclient kernel (slow path)"},
-                     (), time.perf_counter() - started, 1), died_in
-
-
-def _outcome(index: int, cell: Any) -> CellOutcome:
-    if cell.get("execution_count") is None and not cell.outputs:
-        return CellOutcome(index, "not_run")
-    stdout, figures, error = [], [], None
-    for out in cell.outputs:
-        if out.output_type == "stream":
-            stdout.append(out.text)
-        elif out.output_type == "error":
-            error = {"ename": out.ename, "evalue": out.evalue, "traceback": ""}
-        elif "image/png" in out.get("data", {}):
-            figures.append(out.data["image/png"])
-    status = "error" if error else "ok"
-    return CellOutcome(index, status, 0.0, error, "".join(stdout), tuple(figures))
-
-
-def _answers(cell: Any) -> dict[str, ProbeAnswer]:
-    for out in cell.get("outputs", []):
-        data = out.get("data", {})
-        if _MIME in data:
-            raw = data[_MIME]
-            raw = json.loads(raw) if isinstance(raw, str) else raw
-            return {k: ProbeAnswer(True, wire.decode_value(v["value"])) if v["ok"]
-                    else ProbeAnswer(False, error={str(a): str(b) for a, b in v["error"].items()})
-                    for k, v in raw.items()}
-    return {}
+                  requests: Requests, limits: Limits) -> Execution:
+    """One notebook through a ``KernelExecutor`` (``bench/batch_speed.py``'s slow path)."""
+    executor = KernelExecutor(limits=limits,
+                              protections={"sandbox": "off: nbclient kernel (slow path)"})
+    return executor.run(workdir=workdir, cells=cells, probes_source=probes_source,
+                        requests=requests)
