@@ -394,7 +394,7 @@ def _data(r: _Reader, d: dict[str, Any], assignment: str) -> DataSpec:
     elif kind == "generated":
         file = plain_file("file", (".csv", ".npz"), "train.npz")
     if "inputs" in d and file.endswith(".csv"):
-        raise r.fail("data.inputs", "only an .npz table names its inputs array (a CSV's inputs "
+        raise r.fail("data.inputs", "only an .npz table says which array holds its inputs (a CSV's inputs "
                                     "are its columns other than the label)")
     classes = r.get(d, "classes", "data.", list, [])
     for i, c in enumerate(classes):

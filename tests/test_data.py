@@ -523,7 +523,7 @@ def test_the_kinds_spec_knows_are_the_registered_ones() -> None:
     ({"kind": "table", "name": "t", "file": "t.xlsx"},
      "data.file: expected the name of a .csv or .npz file (no folder), got 't.xlsx'"),
     ({"kind": "table", "name": "t", "file": "t.csv", "inputs": "x"},
-     "data.inputs: only an .npz table names its inputs array (a CSV's inputs are its columns "
+     "data.inputs: only an .npz table says which array holds its inputs (a CSV's inputs are its columns "
      "other than the label)"),
     ({"kind": "table", "name": "t", "file": "t.csv", "seed": 1},
      "data.seed: unknown field for a table data set (it takes classes, env, file, holdout_fraction, "
