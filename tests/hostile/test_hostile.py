@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import threading
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,9 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     time.sleep(0.5)
     strays = {pid: cmd for pid, cmd in _processes().items()
               if pid not in before and pid != os.getpid() and MARKER in cmd or
-              (pid not in before and "grader.sandbox.worker" in cmd)}
+              (pid not in before and "grader.sandbox.worker" in cmd
+               # Workers of other runs on this machine (another checkout, a bench) are not ours.
+               and cmd.startswith(sys.executable + "\0"))}
     return {"logs": {r.log.student: r.log.as_dict() for r in results}, "grades": grades, "canary": canary,
             "connections": listener.connections, "strays": strays, "classmate": classmate,
             "submissions": submissions, "protected": protected,
