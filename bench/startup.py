@@ -100,17 +100,26 @@ def grade_cached(tree: Tree, subs: Path, out: Path, cache: Path, *, timeout: flo
 
 
 def grade(tree: Tree, subs: Path, out: Path, cache: Path, *, timeout: float,
-          seed_before_cache: Path | None = None) -> float:
-    """Wall seconds of ``grader run SUBS --out OUT`` in ``tree``; raises if it failed."""
+          seed_before_cache: Path | None = None, imports: list[str] | None = None) -> float:
+    """Wall seconds of ``grader run SUBS --out OUT`` in ``tree``; raises if it failed.
+
+    With ``imports`` (a list), it runs under ``python -X importtime`` and the list receives the
+    top-level packages the grader's own process imported (not the worker's: its stderr is
+    the grader's to read)."""
     if seed_before_cache is not None and seed_before_cache.is_dir():
         shutil.copytree(seed_before_cache, out / BEFORE_CACHE)
     env = {k: v for k, v in os.environ.items() if k not in ("GRADER_ROOT", "PYTHONPATH")}
     env["GRADER_CACHE_DIR"] = str(cache)
+    command = [str(tree.grader), "run", str(subs), "--out", str(out), "-j", "2"]
+    if imports is not None:
+        command = [str(tree.python), "-X", "importtime", *command]
     started = time.perf_counter()
-    proc = subprocess.run([str(tree.grader), "run", str(subs), "--out", str(out), "-j", "2"],
-                          cwd=tree.root, env=env, stdin=subprocess.DEVNULL,
+    proc = subprocess.run(command, cwd=tree.root, env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - started
+    if imports is not None:
+        imports.extend(sorted({m.group(1) for m in re.finditer(
+            r"^import time:\s+\d+ \|\s+\d+ \| (\S+)$", proc.stderr, re.M)}))
     if proc.returncode != 0:
         raise RuntimeError(f"{tree.name}: grader run exited {proc.returncode}: "
                            f"{proc.stderr.strip()[-500:]}")
@@ -304,7 +313,11 @@ def main() -> None:
         before_cache: Path | None = None
         for t in trees:
             o = out()
-            grade(t, one, o, warm_cache, timeout=args.timeout)
+            imported: list[str] = []
+            grade(t, one, o, warm_cache, timeout=args.timeout, imports=imported)
+            print(f"{t.name}: the grader's own process imports torch: "
+                  f"{'yes' if 'torch' in imported else 'no'} (python -X importtime, "
+                  f"{len(imported)} top-level modules)")
             if t is before:
                 before_cache = base / "cache-before"
                 shutil.copytree(o / BEFORE_CACHE, before_cache)
