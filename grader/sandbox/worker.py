@@ -348,14 +348,19 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
     threads = max(1, int(getattr(limits, "threads", 1)))
     torch_threads(threads)
     notebook_end = time.process_time() + limits.notebook_seconds * threads
+    # Set once a cell is stopped by the notebook's budget: the timer and process_time() may
+    # disagree by a tick, and a sliver of budget left must not let the next cells run on some
+    # machines and not others.
+    notebook_spent = False
     for index, source in enumerate(cells):
         if index in skip:
             continue
         wire.send(sock, {"type": "cell_start", "index": index})
         started = time.perf_counter()
         status, error = "ok", None
-        budget = min(limits.cell_seconds * threads, notebook_end - time.process_time())
-        if budget <= 0:
+        cell_budget = limits.cell_seconds * threads
+        budget = min(cell_budget, notebook_end - time.process_time())
+        if budget <= 0 or notebook_spent:
             wire.send(sock, {"type": "cell", "index": index, "status": "timeout", "seconds": 0.0,
                              "error": {"ename": "TimeoutError", "evalue": "the notebook's time "
                                        "limit was reached before this cell", "traceback": ""},
@@ -378,6 +383,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
             sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        notebook_spent = status == "timeout" and budget < cell_budget
         if os.getpid() != runner_pid:
             os._exit(0)
         wire.send(sock, {"type": "cell", "index": index, "status": status,
