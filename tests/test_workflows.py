@@ -172,7 +172,8 @@ def test_grader_sandbox_reports_every_protection() -> None:
 def test_grader_sandbox_fails_when_a_protection_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from grader import cli, execute
+    from grader import cli
+    from grader.sandbox import local as execute
 
     class FakeWorker:
         cgroup_report = {"cgroups": "off: no cgroup v2 delegation"}
