@@ -238,7 +238,10 @@ def test_student_push_with_a_correct_notebook(tmp_path: Path) -> None:
                      "grading/*/feedback.html": [f"{repo}/grading/{b}/feedback.html" for b in BUNDLES]}
     log = json.loads((repo / "grading" / "rnn_and_grad" / "submission_log.json").read_text())
     assert log["score"] == log["max_score"] == 15.0
-    assert log["protections"] == {"sandbox": "off: your own kernel (grader-check)"}
+    # The same log as grader run's (logfile.SubmissionLog): protections under "sandbox".
+    assert log["sandbox"] == {"protections": {"sandbox": "off: your own kernel (no sandbox: the "
+                                                         "code checked is your own)"},
+                              "off": ["sandbox"]}
     page = (repo / "grading" / "rnn_and_grad" / "feedback.html").read_text()
     assert "Your plots" in page and page.count("data:image/png;base64,") == 2
 
