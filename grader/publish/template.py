@@ -25,10 +25,7 @@ Output is deterministic: the same reference gives a byte-identical template.
 from __future__ import annotations
 
 import copy
-import os
 import re
-import stat
-import tempfile
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
