@@ -9,6 +9,7 @@ before a byte is read.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -64,6 +65,9 @@ def read_capped(path: Path, limit: int, *, what: str = "file", use: str = "read"
     if len(data) > limit:
         raise InputError(f"{path}: {what} is larger than the {limit // 2**20} MiB limit")
     return data
+
+
+FIGURE_NAME = re.compile(r"figures/cell-\d+-\d+\.png")  # what figure_name writes, and no other
 
 
 def figure_name(cell_number: int, k: int) -> str:

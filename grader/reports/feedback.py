@@ -16,13 +16,12 @@ from typing import Any, Iterable
 
 
 from grader import logfile
-from grader.files import atomic_write_text
+from grader.files import FIGURE_NAME, atomic_write_text
 from grader.logfile import SubmissionLog
 
 PAGE_NAME = "feedback.html"
 # Figure paths are written by the grader itself (grading.pipeline._cells); anything else in a log is ignored
 # rather than read, so a tampered log cannot inline arbitrary files.
-_FIGURE_NAME = re.compile(r"figures/cell-\d+-\d+\.png")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_FIGURE_BYTES = 4 * 2**20
 MAX_INLINED_BYTES = 16 * 2**20
@@ -73,7 +72,7 @@ def figures(log: dict[str, Any], log_dir: Path) -> list[tuple[int, str, bytes]]:
     total = 0
     for cell in log.get("cells", []):
         for name in cell.get("figures", []):
-            if not isinstance(name, str) or not _FIGURE_NAME.fullmatch(name):
+            if not isinstance(name, str) or not FIGURE_NAME.fullmatch(name):
                 continue
             path = log_dir / name
             try:
