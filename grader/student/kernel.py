@@ -39,6 +39,8 @@ _MIME = "application/x-grader-execution+json"
 MAX_ATTEMPTS = 4
 # After an interrupt, how long a kernel may take to come back before it counts as stuck.
 INTERRUPT_GRACE = 5.0
+# How long a finished cell's outputs may lag behind its reply (see NotebookClient below).
+IOPUB_GRACE = 60
 
 _PRELUDE = """\
 def _grader_prelude(numbers, threads):
@@ -163,7 +165,10 @@ class KernelExecutor:
                "PYTHONHASHSEED": "0",
                "PATH": os.pathsep.join([str(Path(sys.executable).parent),
                                         os.environ.get("PATH", "")])}
+        # iopub_timeout: nbclient waits that long for a cell's outputs after its reply, then
+        # goes on without them; on a busy machine its 4 s default lost the ask cell's answers.
         client = NotebookClient(nb, timeout=60, kernel_name=self.kernel_name, allow_errors=True,
+                                iopub_timeout=IOPUB_GRACE,
                                 resources={"metadata": {"path": str(workdir)}})
         outcomes: dict[int, CellOutcome] = {}
         answers: dict[str, ProbeAnswer] = {}
