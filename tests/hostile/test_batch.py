@@ -165,7 +165,7 @@ def test_kill_9_then_a_rerun_leaves_no_file_and_no_cgroup(tmp_path: Path) -> Non
     # sandbox still sleeping there) as its worker starts.
     (tmp_path / "other" / "nobody").mkdir(parents=True)
     again = _grader("run", str(tmp_path / "other"), "--out", str(tmp_path / "grades2"), "-j", "1",
-                    env=env)
+                    "--assignment", "rnn_and_grad", env=env)
     _, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stderr
     assert sorted(os.listdir(tmp)) == []
