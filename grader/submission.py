@@ -58,7 +58,7 @@ def parse(raw: bytes, *, path: Path) -> nbformat.NotebookNode:
     # nbformat.reads only warns about a notebook that breaks its schema; everything after this
     # (cell labels, the runner, similarity) may then rely on every cell having a string source.
     try:
-        nbformat.validate(nb)  # type: ignore[no-untyped-call]
+        nbformat.validate(nb)
     except Exception as exc:  # ValidationError, or a RecursionError on absurd nesting
         where = "/".join(str(k) for k in getattr(exc, "absolute_path", ()))
         detail = str(getattr(exc, "message", "") or exc).strip().splitlines()
