@@ -39,6 +39,9 @@ GRACE_SECONDS = 3.0
 WALL_FACTOR = 4.0
 START_SECONDS = 30.0  # for a sandbox to report in: generous, a loaded machine forks slowly
 MAX_ATTEMPTS = 4
+# The warm worker answers each control request (fork a sandbox, reap one) in milliseconds; one
+# silent this long is stopped (SIGSTOP) or hung: it is killed and the run told, never waited on.
+CONTROL_SECONDS = 120.0
 # Figures are base64 PNG text from the child, kept in the grader's memory and written into the
 # grades folder: a plot at 72 dpi is tens of KiB, so these bounds cost an honest notebook
 # nothing and a forged "figure" flood at most this much.
@@ -240,11 +243,18 @@ class Worker:
     def _control_call(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
         data = json.dumps(message).encode()
         with self._lock:  # one request, one reply: slots take turns on the control socket
-            if fds:
-                socket.send_fds(self._control, [data], fds)
-            else:
-                self._control.sendall(data)
-            reply = self._control.recv(1 << 16)
+            self._control.settimeout(CONTROL_SECONDS)
+            try:
+                if fds:
+                    socket.send_fds(self._control, [data], fds)
+                else:
+                    self._control.sendall(data)
+                reply = self._control.recv(1 << 16)
+            except socket.timeout:
+                self._proc.kill()
+                raise SandboxError(f"the grading worker (pid {self._proc.pid}) made no progress "
+                                   f"for {CONTROL_SECONDS:g} s (stopped or hung); killed "
+                                   "it") from None
         if not reply:
             raise SandboxError("the grading worker died")
         result = json.loads(reply)

@@ -190,3 +190,46 @@ def _processes_in(folder: Path) -> list[int]:
             if cwd.startswith(str(folder)):
                 found.append(int(entry.name))
     return found
+
+
+@pytest.mark.parametrize("options, message", [
+    ("ro,size=1m", "Read-only file system"), ("size=64k", "No space left on device")])
+def test_a_read_only_or_full_output_is_one_line_and_exit_3(tmp_path: Path, options: str,
+                                                          message: str) -> None:
+    out = tmp_path / "grades"
+    out.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(out)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        if "ro" not in options:
+            with open(out / "filler", "wb") as f:  # the disk is full before the run starts
+                try:
+                    f.write(b"x" * 2**20)
+                except OSError:
+                    pass
+        subs = tmp_path / "submissions" / "nobody"
+        subs.mkdir(parents=True)
+        run = _grader("run", str(subs.parent), "--out", str(out), "--assignment", "rnn_and_grad",
+                      env={})
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 3, stderr
+        assert stderr.strip().count("\n") == 0 and stderr.startswith("grader: error: cannot write "), stderr
+        assert message in stderr
+    finally:
+        subprocess.run(["umount", str(out)], check=True)
+
+
+@pytest.mark.slow
+def test_a_stopped_worker_is_killed_and_said(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from grader.errors import SandboxError
+    from grader.execution import Limits
+
+    monkeypatch.setattr(local, "CONTROL_SECONDS", 2.0)
+    with local.Worker(limits=Limits(cell_seconds=5, notebook_seconds=10)) as worker:
+        os.kill(worker._proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(SandboxError, match=r"the grading worker \(pid \d+\) made no progress "
+                                               r"for 2 s \(stopped or hung\); killed it"):
+            worker.run(workdir=tmp_path, cells=["1"], probes_source="", requests={})
+        assert time.monotonic() - started < 10
