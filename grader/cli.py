@@ -6,6 +6,7 @@ Exit status: 0 whenever grading ran, whatever the scores; otherwise the ``exit_c
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -109,6 +110,16 @@ class _Group(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             sys.exit(0)
+        except OSError as exc:
+            if exc.errno not in _UNWRITABLE:
+                raise
+            # A full disk or a read-only output folder: one line and exit 3, not a traceback.
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"grader: error: cannot write {where}{exc.strerror or exc}", err=True)
+            sys.exit(3)
+
+
+_UNWRITABLE = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 
 @click.group(cls=_Group)

@@ -73,3 +73,54 @@ FIGURE_NAME = re.compile(r"figures/cell-\d+-\d+\.png")  # what figure_name write
 def figure_name(cell_number: int, k: int) -> str:
     """Where a code cell's k-th figure is kept, relative to the student's log folder."""
     return f"figures/cell-{cell_number:02d}-{k}.png"
+
+
+# -- private temporary folders, and what a killed run left of them ---------------------------
+
+_TMP_NAME = re.compile(r"grader-(sub|worker|selftest|warmup)-(\d+)-")
+
+
+def private_tmpdir(kind: str) -> Path:
+    """A fresh private folder in $TMPDIR named after ``kind`` and this process's pid, so the
+    next run can tell a dead run's leftovers (``kill -9`` runs no cleanup) from a live one's."""
+    return Path(tempfile.mkdtemp(prefix=f"grader-{kind}-{os.getpid()}-"))
+
+
+def sweep_stale_tmpdirs() -> list[Path]:
+    """Remove this user's ``private_tmpdir`` folders whose process is gone; return them.
+
+    A live pid (or a reused one) is left alone: the worst a reused pid costs is a folder kept
+    until a later run."""
+    import shutil
+
+    removed: list[Path] = []
+    root = Path(tempfile.gettempdir())
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TMP_NAME.match(entry.name)
+        if match is None or not _pid_gone(int(match.group(2))):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            continue  # another user's, or not a folder we make: not ours to touch
+        path = Path(entry.path)
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: alive, someone else's
+        return False
+    return False

@@ -17,7 +17,6 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,7 +24,7 @@ from typing import Any, Callable, Sequence
 import nbformat
 
 from grader.errors import InputError
-from grader.files import read_capped
+from grader.files import private_tmpdir, read_capped
 
 MAX_STAGED_BYTES = 50 * 1024 * 1024
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # parsed in the grader's own process: keep it bounded
@@ -53,10 +52,20 @@ def parse(raw: bytes, *, path: Path) -> nbformat.NotebookNode:
     try:
         nb: nbformat.NotebookNode = nbformat.reads(  # type: ignore[no-untyped-call]
             raw.decode("utf-8"), as_version=4)
-        return nb
     except Exception as exc:  # nbformat raises several unrelated types for bad input
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a valid notebook ({first})") from None
+    # nbformat.reads only warns about a notebook that breaks its schema; everything after this
+    # (cell labels, the runner, similarity) may then rely on every cell having a string source.
+    try:
+        nbformat.validate(nb)
+    except Exception as exc:  # ValidationError, or a RecursionError on absurd nesting
+        where = "/".join(str(k) for k in getattr(exc, "absolute_path", ()))
+        detail = str(getattr(exc, "message", "") or exc).strip().splitlines()
+        first = (detail[0] if detail else type(exc).__name__)[:300]
+        raise InputError(f"{path}: not a valid notebook ({where + ': ' if where else ''}"
+                         f"{first})") from None
+    return nb
 
 
 def read_bytes(path: Path) -> bytes:
@@ -190,7 +199,7 @@ def student_dirs(submissions: Path) -> list[Path]:
 
 def stage(source_dir: Path, *, extra: Callable[[Path], None] | None = None) -> Path:
     """A private copy of a submission's regular files; links and special files are left out."""
-    workdir = Path(tempfile.mkdtemp(prefix="grader-sub-"))
+    workdir = private_tmpdir("sub")
     try:
         total = 0
         for root, dirs, files in os.walk(source_dir, followlinks=False):

@@ -25,6 +25,9 @@ _DTYPES = frozenset(
      "float16", "float32", "float64", "complex64", "complex128"]
 )
 _MAX_DEPTH = 32
+# JSON arrays and objects in one frame. Each costs the grader ~100 bytes once parsed: a 64 MiB
+# frame of ``[[],[],…]`` would otherwise become gigabytes of lists in the grader's memory.
+MAX_CONTAINERS = 500_000
 
 
 class WireError(Exception):
@@ -121,10 +124,16 @@ def recv(sock: socket.socket) -> dict[str, Any] | None:
     body = _recv_exact(sock, length)
     if body is None:
         raise WireError("connection closed in the middle of a frame")
+    containers = body.count(b"[") + body.count(b"{")  # counted in C, before any parsing
+    if containers > MAX_CONTAINERS:
+        raise WireError(f"frame holds {containers} arrays or objects, more than the "
+                        f"{MAX_CONTAINERS} allowed")
     try:
         message = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError(f"frame is not JSON: {exc}") from None
+    except RecursionError:  # `[[[[…` nested deeper than the parser's stack
+        raise WireError("frame is nested too deeply") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise WireError("frame is not a typed message")
     return message

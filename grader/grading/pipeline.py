@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import math
 import shutil
@@ -147,6 +148,37 @@ def grade_submission(ctx: RunContext, sub: Submission, executor: Executor | None
                    truth=ctx.plan.truth, errors=sub.errors, notes=sub.notes,
                    cache_key=sub.cache_key, started=started,
                    figures_dir=ctx.out_dir / sub.student if ctx.write else None)
+    if ctx.write:
+        logfile.write_in(ctx.out_dir, log)
+    return Graded(log)
+
+
+# A full disk or a read-only output folder stops the run (one line, exit 3): no other
+# student could be logged either.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT})
+
+
+def grade_or_log_failure(ctx: RunContext, folder: Path, executor: Executor | None) -> Graded:
+    """``grade_submission`` for one folder; any failure of this one student (a notebook that
+    breaks a reader, a frame that breaks the channel, a bug they trigger) becomes their log,
+    "could not grade: …" naming them, so the batch goes on. Interruptions, a dead worker and
+    an unwritable output folder are the run's, not the student's: they propagate."""
+    started = time.perf_counter()
+    try:
+        return grade_submission(ctx, open_submission(ctx, folder), executor)
+    except (Cancelled, SandboxError):
+        raise
+    except OSError as exc:
+        if exc.errno in _OUTPUT_ERRNOS:
+            raise
+        failure: Exception = exc
+    except Exception as exc:  # noqa: BLE001 (this is the batch's last line of defence)
+        failure = exc
+    detail = str(failure).replace(f"{folder}/", "")[:500] or type(failure).__name__
+    message = f"could not grade {folder.name}: {type(failure).__name__}: {detail}"
+    log = make_log(ctx.assignment, student=folder.name, notebook_name=ctx.assignment.notebook,
+                   notebook=None, execution=None, expected=ctx.expected, truth=ctx.plan.truth,
+                   errors=({"kind": "could_not_grade", "message": message},), started=started)
     if ctx.write:
         logfile.write_in(ctx.out_dir, log)
     return Graded(log)

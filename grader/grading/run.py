@@ -20,7 +20,8 @@ from grader import logfile
 from grader.errors import SpecError
 from grader.execution import Executor, Protections, protections_off
 from grader.grading import expected as expected_mod
-from grader.grading.pipeline import Cancelled, Graded, RunContext, grade_submission, open_submission
+from grader.grading.pipeline import Cancelled, Graded, RunContext, grade_or_log_failure
+from grader.grading.lock import OutputLock
 from grader.grading.plan import GradingPlan, limits_for, warm_up_for
 from grader.spec import Assignment
 
@@ -62,8 +63,11 @@ class GradingSession:
         self.ctx: RunContext | None = None
         self.worker_stats: list[dict[str, int]] = []
         self.stale: list[str] = []  # students whose logs were set aside
+        self._lock = OutputLock(out_dir)  # one run per output folder (grading.lock)
 
     def __enter__(self) -> GradingSession:
+        if self.write:  # first: a second run on this folder stops before it starts anything
+            self._lock.acquire()
         warm_up = warm_up_for([self.assignment])
         if self.scheduler:
             from grader.sandbox.cluster import ClusterExecutor
@@ -126,10 +130,13 @@ class GradingSession:
             self._worker.wait_ready()
 
     def __exit__(self, *exc: object) -> None:
-        if self._worker is not None:
-            self._worker.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        try:
+            if self._worker is not None:
+                self._worker.close()
+            if self._cluster is not None:
+                self._cluster.close()
+        finally:
+            self._lock.release()
 
     def grade(self, dirs: list[Path], *, jobs: int,
               on_done: Callable[[Graded], None] = lambda r: None) -> list[Graded]:
@@ -179,14 +186,26 @@ def run_parallel(ctx: RunContext, dirs: list[Path], *, jobs: int,
     lock = threading.Lock()
     failures: list[BaseException] = []
 
-    def loop() -> None:
+    # Each thread says itself when it is done. ``Thread.is_alive`` cannot be trusted once an
+    # interrupt broke into ``join``: Python 3.11's join then marks the thread it waited for as
+    # stopped while it still runs (threading.Thread._wait_for_tstate_lock releases the running
+    # thread's lock), and the run used to exit with that thread's staged copy still on disk.
+    finished: list[threading.Event] = []
+
+    def loop(done_flag: threading.Event) -> None:
+        try:
+            _loop()
+        finally:
+            done_flag.set()
+
+    def _loop() -> None:
         try:
             while not failures and not ctx.cancel.is_set():
                 try:
                     d = todo.get_nowait()
                 except queue.Empty:
                     return
-                result = grade_submission(ctx, open_submission(ctx, d), executor)
+                result = grade_or_log_failure(ctx, d, executor)
                 with lock:
                     results.append(result)
                     on_done(result)
@@ -198,23 +217,26 @@ def run_parallel(ctx: RunContext, dirs: list[Path], *, jobs: int,
     # One thread more than slots: it stages the next submission and takes the first slot
     # freed, while the thread that ran there compares and writes. Sandboxes at once stay
     # ``jobs`` (Worker.run queues for a slot); the grader's own work leaves no core idle.
-    threads = [threading.Thread(target=loop, daemon=True)
-               for _ in range(max(1, min(jobs + 1, len(dirs))))]
+    finished.extend(threading.Event() for _ in range(max(1, min(jobs + 1, len(dirs)))))
+    threads = [threading.Thread(target=loop, args=(flag,), daemon=True) for flag in finished]
+    started: list[threading.Thread] = []
     try:
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+            started.append(t)
+        for flag in finished:
+            flag.wait()
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM): end the sandboxes in flight, let each thread discard
         # its submission and remove its staged copy, then let the interrupt through. Logs
-        # already written stay: running again resumes from them.
+        # already written stay: running again resumes from them. Polled, never a blocking
+        # wait: a second interrupt must not leave a thread half done either.
         ctx.cancel.set()
         if executor is not None:
             executor.cancel()
-        for t in threads:
-            while t.is_alive():  # a join the interrupt broke into may not wait: poll instead
-                t.join(0.1)
+        for t, flag in zip(threads, finished):
+            while t in started and not flag.is_set():
+                flag.wait(0.05)
         raise
     finally:
         if executor is not None and worker_stats is not None:

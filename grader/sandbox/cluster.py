@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any, Callable, Sequence
 
 from grader import wire
 from grader.errors import SandboxError
+from grader.files import private_tmpdir
 from grader.execution import (Execution, Limits, Requests, execution_from_wire,
                               execution_to_wire, protections_off, requests_from_wire,
                               requests_to_wire)
@@ -161,7 +161,7 @@ class SandboxPlugin(WorkerPlugin):
                 message = message.replace(str(local.resolve()), client_path)
             raise SandboxError(message) from None
         # One empty notebook shows the whole report (namespaces, Landlock, ...), not just cgroups.
-        empty = Path(tempfile.mkdtemp(prefix="grader-selftest-"))
+        empty = private_tmpdir("selftest")
         try:
             return dict(self.worker.run(workdir=empty, cells=[], probes_source="",
                                         requests={}).protections)
@@ -171,7 +171,7 @@ class SandboxPlugin(WorkerPlugin):
     def _warmup_files(self) -> list[Path]:
         """The warm-up scripts as files of this machine, written once (restarts reuse them)."""
         if self.warmup and self.warmup_dir is None:
-            self.warmup_dir = Path(tempfile.mkdtemp(prefix="grader-warmup-"))
+            self.warmup_dir = private_tmpdir("warmup")
             for k, (client_path, source) in enumerate(self.warmup):
                 target = self.warmup_dir / str(k) / Path(client_path).name
                 target.parent.mkdir()
@@ -206,30 +206,8 @@ class SandboxPlugin(WorkerPlugin):
 
 
 def sweep_orphan_cgroups() -> list[Path]:
-    """Remove the cgroups of grading workers that died without removing them; return those.
-
-    A Dask worker killed outright (node trouble, ``kill -9``, preemption) leaves its sandboxes'
-    cgroups behind, and a sandbox's init may sleep on in one for minutes. A cgroup is
-    ``grader-<pid>-…`` after the process that made it: once that pid is gone nothing can collect
-    what runs there, so it is killed and the cgroup removed. A live pid (or a reused one) is
-    left alone.
-    """
-    removed: list[Path] = []
-    for root in confine.cgroup_roots().values():
-        for path in root.glob("grader-*"):
-            try:
-                owner = int(path.name.split("-")[1])
-                os.kill(owner, 0)
-                continue  # alive (or another process has the pid): not ours to touch
-            except (ValueError, IndexError, PermissionError):
-                continue
-            except ProcessLookupError:
-                pass
-            confine.kill_cgroup_members([path], seconds=2.0)
-            confine.remove_cgroups([path])
-            if not path.exists():
-                removed.append(path)
-    return removed
+    """``confine.sweep_orphan_cgroups`` (every warm worker's start runs it too)."""
+    return confine.sweep_orphan_cgroups()
 
 
 def _host_memory_bytes() -> int:
@@ -259,7 +237,7 @@ def remote_run(plugin_name: str, files: dict[str, bytes], cells: list[str | None
         raise SandboxError("this Dask worker has no grading sandbox for this run")
     if plugin.refused:
         raise SandboxError(f"this Dask worker may not grade: {plugin.refused}")
-    workdir = Path(tempfile.mkdtemp(prefix="grader-sub-"))
+    workdir = private_tmpdir("sub")
     try:
         write_files(files, workdir)
         try:

@@ -135,6 +135,33 @@ def remove_cgroups(paths: Iterable[Path]) -> None:
             pass
 
 
+def sweep_orphan_cgroups() -> list[Path]:
+    """Remove the cgroups of grading runs that died without removing them; return those.
+
+    A grader or Dask worker killed outright (``kill -9``, node trouble, preemption) leaves its
+    sandboxes' cgroups behind, and a sandbox's init may sleep on in one for minutes. A cgroup
+    is ``grader-<pid>-…`` after the process that made it: once that pid is gone nothing can
+    collect what runs there, so it is killed and the cgroup removed. A live pid (or a reused
+    one) is left alone.
+    """
+    removed: list[Path] = []
+    for root in cgroup_roots().values():
+        for path in root.glob("grader-*"):
+            try:
+                owner = int(path.name.split("-")[1])
+                os.kill(owner, 0)
+                continue  # alive (or another process has the pid): not ours to touch
+            except (ValueError, IndexError, PermissionError):
+                continue
+            except ProcessLookupError:
+                pass
+            kill_cgroup_members([path], seconds=2.0)
+            remove_cgroups([path])
+            if not path.exists():
+                removed.append(path)
+    return removed
+
+
 # -- namespaces ----------------------------------------------------------------------------------
 
 def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Protections:
@@ -270,6 +297,47 @@ def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protect
     report["landlock"] = f"on (ABI {abi})"
     report["network (landlock TCP)"] = "on" if abi >= 4 else "off: Landlock ABI < 4"
     report["signals outside sandbox (landlock scope)"] = "on" if abi >= 6 else "off: Landlock ABI < 6"
+    return report
+
+
+# -- seccomp: Unix sockets and io_uring ---------------------------------------------------------
+
+try:  # a ctypes binding of libseccomp (the system's libseccomp.so.2), loaded before any fork
+    import pyseccomp as _seccomp
+except (ImportError, OSError) as _exc:  # the package, or the system library, is missing
+    _seccomp = None
+    _SECCOMP_MISSING = f"off: libseccomp unavailable ({_exc})"
+else:
+    _SECCOMP_MISSING = ""
+
+AF_UNIX = 1
+# Refused with EPERM in the runner and everything it starts. Landlock does not cover
+# connect() to a socket *file*, and a network namespace does not isolate them: a submission
+# could talk to any daemon whose socket the sandbox's uid may open (/var/run/docker.sock as
+# root). ``socketpair`` stays allowed: its two ends are connected to each other and to nothing
+# else (multiprocessing uses it). io_uring would run socket operations past this filter.
+_REFUSED_SYSCALLS = ("io_uring_setup", "io_uring_enter", "io_uring_register")
+
+
+def apply_seccomp(report: Protections) -> Protections:
+    """In the runner, after Landlock: no new AF_UNIX socket (pathname or abstract), no
+    io_uring. The grader's channel was made before and stays usable."""
+    if _seccomp is None:
+        report["unix sockets (seccomp)"] = _SECCOMP_MISSING
+        return report
+    import errno
+
+    try:
+        refuse = _seccomp.ERRNO(errno.EPERM)
+        flt = _seccomp.SyscallFilter(defaction=_seccomp.ALLOW)
+        flt.add_rule(refuse, "socket", _seccomp.Arg(0, _seccomp.EQ, AF_UNIX))
+        for name in _REFUSED_SYSCALLS:
+            flt.add_rule(refuse, name)
+        flt.load()
+    except Exception as exc:  # the binding raises RuntimeError/OSError/ValueError by version
+        report["unix sockets (seccomp)"] = f"off: {exc}"
+        return report
+    report["unix sockets (seccomp)"] = "on"
     return report
 
 

@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from grader import wire
 from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer, Requests
 from grader.sandbox import confine as sandbox
 from grader.errors import InputError, SandboxError
-from grader.files import atomic_write, read_capped
+from grader.files import atomic_write, private_tmpdir, read_capped, sweep_stale_tmpdirs
 from grader.submission import code_cell_number
 
 GRACE_SECONDS = 3.0
@@ -40,6 +39,14 @@ GRACE_SECONDS = 3.0
 WALL_FACTOR = 4.0
 START_SECONDS = 30.0  # for a sandbox to report in: generous, a loaded machine forks slowly
 MAX_ATTEMPTS = 4
+# The warm worker answers each control request (fork a sandbox, reap one) in milliseconds; one
+# silent this long is stopped (SIGSTOP) or hung: it is killed and the run told, never waited on.
+CONTROL_SECONDS = 120.0
+# Figures are base64 PNG text from the child, kept in the grader's memory and written into the
+# grades folder: a plot at 72 dpi is tens of KiB, so these bounds cost an honest notebook
+# nothing and a forged "figure" flood at most this much.
+MAX_FIGURE_CHARS_PER_CELL = 2 * 2**20
+MAX_FIGURE_CHARS_PER_SUBMISSION = 8 * 2**20
 
 
 @dataclass
@@ -52,6 +59,24 @@ class _Session:
     reason: str = ""
     fatal: str = ""
     notes: tuple[str, ...] = ()
+    figure_chars: int = 0
+    figures_dropped: int = 0
+
+    def keep_figures(self, raw: Any) -> tuple[str, ...]:
+        """The figures of one ``cell`` message that fit the per-cell and per-submission caps."""
+        kept: list[str] = []
+        cell_chars = 0
+        for fig in (raw if isinstance(raw, list) else [])[:8]:
+            if not isinstance(fig, str):
+                raise wire.WireError("malformed figure")
+            if (cell_chars + len(fig) > MAX_FIGURE_CHARS_PER_CELL
+                    or self.figure_chars + len(fig) > MAX_FIGURE_CHARS_PER_SUBMISSION):
+                self.figures_dropped += 1
+                continue
+            cell_chars += len(fig)
+            self.figure_chars += len(fig)
+            kept.append(fig)
+        return tuple(kept)
 
 
 class Worker:
@@ -90,6 +115,12 @@ class Worker:
         self._cancelled = threading.Event()
         self._free: queue.Queue[list[Path]] = queue.Queue()
         self._all_cgroups: list[Path] = []
+        # What a run killed outright (kill -9) left: its staged copies, its worker's home and
+        # its cgroups (with any sandbox still sleeping in them). Named after their run's pid,
+        # they are removed once that pid is gone.
+        sweep_stale_tmpdirs()
+        if confine:
+            sandbox.sweep_orphan_cgroups()
         base = f"{os.getpid()}-{secrets.token_hex(3)}"
         self.cgroup_report: dict[str, str] = {"cgroups": "off: unconfined (benchmark)"}
         for k in range(max(1, slots)):
@@ -101,7 +132,7 @@ class Worker:
         self._ready_lock = threading.Lock()
         self._start_error: str | None = None  # None: not yet known; "": serving
         self._font_cache = font_cache
-        self._home = tempfile.mkdtemp(prefix="grader-worker-")
+        self._home = str(private_tmpdir("worker"))
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = sandbox.scrubbed_environment(self._home)
         _copy_font_lists(font_cache, Path(env["MPLCONFIGDIR"]))
@@ -212,11 +243,18 @@ class Worker:
     def _control_call(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
         data = json.dumps(message).encode()
         with self._lock:  # one request, one reply: slots take turns on the control socket
-            if fds:
-                socket.send_fds(self._control, [data], fds)
-            else:
-                self._control.sendall(data)
-            reply = self._control.recv(1 << 16)
+            self._control.settimeout(CONTROL_SECONDS)
+            try:
+                if fds:
+                    socket.send_fds(self._control, [data], fds)
+                else:
+                    self._control.sendall(data)
+                reply = self._control.recv(1 << 16)
+            except socket.timeout:
+                self._proc.kill()
+                raise SandboxError(f"the grading worker (pid {self._proc.pid}) made no progress "
+                                   f"for {CONTROL_SECONDS:g} s (stopped or hung); killed "
+                                   "it") from None
         if not reply:
             raise SandboxError("the grading worker died")
         result = json.loads(reply)
@@ -274,8 +312,13 @@ class Worker:
             else:
                 outcomes.append(session.cells.get(i, CellOutcome(i, "not_run")))
         answers = {**session.answers, **dropped}
+        notes = session.notes
+        if session.figures_dropped:
+            notes += (f"{session.figures_dropped} figure(s) not kept: over the "
+                      f"{MAX_FIGURE_CHARS_PER_CELL // 2**20} MiB per cell or "
+                      f"{MAX_FIGURE_CHARS_PER_SUBMISSION // 2**20} MiB per submission limit",)
         return Execution(tuple(outcomes), answers, {**self.cgroup_report, **session.protections},
-                         tuple(events), time.perf_counter() - started, attempts, session.notes)
+                         tuple(events), time.perf_counter() - started, attempts, notes)
 
     # -- one sandboxed process tree ------------------------------------------------------------
 
@@ -319,6 +362,11 @@ class Worker:
             wire.send(ours, {"type": "run", "cells": [c or "" for c in cells],
                              "skip": sorted(skip), "numbers": numbers})
             current: int | None = None
+            # The runner announces each cell it runs, in order, exactly once, then reports it.
+            # Anything else is a forgery from the student's code (a "heartbeat" to restart a
+            # cell's deadline, a result for a cell that is still running or another cell's):
+            # the grader sets each deadline once, and never lets the child move it.
+            order = iter([i for i in range(len(cells)) if i not in skip])
             while True:
                 msg = self._recv(ours, min(notebook_deadline, cell_deadline))
                 if msg is None:
@@ -328,17 +376,25 @@ class Worker:
                         s.killed_cell, s.reason = current, "the process died while running this cell"
                     return s
                 if msg["type"] == "cell_start":
-                    current = _int(msg.get("index"), len(cells))
+                    index = _int(msg.get("index"), len(cells))
+                    if current is not None or index != next(order, None):
+                        raise wire.WireError(f"cell {index + 1} announced out of order")
+                    current = index
                     cell_deadline = time.monotonic() + hard
                 elif msg["type"] == "cell":
                     index = _int(msg.get("index"), len(cells))
+                    if index != current:
+                        raise wire.WireError(f"a result for cell {index + 1}, which is not "
+                                             "the cell running")
                     s.cells[index] = CellOutcome(
                         index, _status(msg.get("status")), float(msg.get("seconds") or 0.0),
                         _error(msg.get("error")), str(msg.get("stdout") or "")[:200_000],
-                        tuple(str(f) for f in (msg.get("figures") or [])[:8]))
+                        s.keep_figures(msg.get("figures")))
                     current = None
                     cell_deadline = float("inf")
                 elif msg["type"] == "ready":
+                    if current is not None or next(order, None) is not None:
+                        raise wire.WireError("'ready' before every cell ran")
                     s.notes = tuple(str(n)[:300] for n in (msg.get("notes") or [])[:50])
                     break
                 else:
@@ -376,8 +432,10 @@ class Worker:
                 else:
                     s.fatal = "the submission stopped responding; killed"
             return s
-        except (wire.WireError, ValueError, KeyError, TypeError) as exc:
-            s.fatal = f"the submission corrupted the grader's channel ({exc}); killed"
+        except (wire.WireError, ValueError, KeyError, TypeError, AttributeError,
+                OverflowError, RecursionError, MemoryError) as exc:
+            # Whatever the child sent, this student is "could not grade", never the batch.
+            s.fatal = f"the submission corrupted the grader's channel ({str(exc)[:300]}); killed"
             return s
         finally:
             ours.close()

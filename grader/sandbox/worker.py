@@ -156,6 +156,21 @@ def _run_warmup(path: str) -> None:
 # -- the worker loop ------------------------------------------------------------------------------
 
 def serve(control: socket.socket) -> None:
+    holders: set[int] = set()
+    try:
+        _serve(control, holders)
+    finally:
+        # The grader is gone (killed outright: its end of the socket closed) or said exit:
+        # no sandbox of ours outlives it. A holder's SIGTERM kills its init, and with it the
+        # sandbox's pid namespace, then the runner (see _holder).
+        for pid in holders:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+
+def _serve(control: socket.socket, holders: set[int]) -> None:
     while True:
         try:
             msg, fds, _flags, _addr = socket.recv_fds(control, 1 << 16, 4)
@@ -169,12 +184,14 @@ def serve(control: socket.socket) -> None:
             if pid == 0:
                 control.close()
                 _holder(socket.socket(fileno=fds[0]), request)
+            holders.add(pid)
             for fd in fds:
                 os.close(fd)
             control.sendall(_encode_control({"pid": pid}))
         elif request["cmd"] == "reap":
             # wait4's usage includes the holder's reaped descendants: the runner's peak RSS.
             _, status, usage = os.wait4(int(request["pid"]), 0)
+            holders.discard(int(request["pid"]))
             control.sendall(_encode_control({"status": status, "maxrss_kb": usage.ru_maxrss}))
         elif request["cmd"] == "exit":
             return
@@ -201,6 +218,18 @@ def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
     """Outside the namespaces: join cgroups, unshare, start init and the runner, report."""
     code = 70
     init = 0
+    runner = 0
+
+    def on_term(_sig: int, _frame: Any) -> None:  # the worker is going: end this sandbox
+        for pid in (init, runner):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         os.setsid()
         for path in request.get("cgroups", []):
@@ -224,6 +253,7 @@ def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
         go_r, go_w = os.pipe()
         runner = os.fork()
         if runner == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.close(go_w)
             os.read(go_r, 1)
             os.close(go_r)
@@ -322,6 +352,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
         report = confine.apply_rlimits(limits, report)
         report = confine.apply_landlock(read=confine.runtime_read_paths() + [workdir],
                                         write=[workdir, "/dev/null"], report=report)
+        report = confine.apply_seccomp(report)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     wire.send(sock, {"type": "hello", "protections": report})
 

@@ -8,7 +8,11 @@ in when the suite runs, so the committed notebooks are plain files anyone can op
 
 Placeholders: @@ROOT@@ project folder, @@SUBMISSIONS@@ the batch's submissions, @@GRADES@@
 the grader's output folder, @@PORT@@ a TCP listener on 127.0.0.1, @@CANARY@@ a path outside
-every sandbox that must never come to exist, @@MARKER@@ a string a stray process would carry.
+every sandbox that must never come to exist, @@MARKER@@ a string a stray process would carry,
+@@UNIX_SOCKET@@ a root-only Unix socket file the test serves (mode 0600 in a 0700 folder),
+@@ABSTRACT@@ the name of an abstract Unix socket it serves. Filled in when the notebooks are
+made (make_hostile.py): @@CELL_INDEX@@ the hostile cell's own index, @@PREV_CODE_INDEX@@ the
+index of the last code cell before it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ class Case:
 
 
 FULL = 30.0
+
+# Writes one length-prefixed frame on every descriptor that may be the grader's channel.
+_SEND_ALL = ("import os, struct, json\n"
+             "def send_all(body):\n"
+             "    for fd in range(3, 64):\n"
+             "        try:\n            os.write(fd, struct.pack('>I', len(body)) + body)\n"
+             "        except OSError:\n            pass\n")
 
 CASES: dict[str, Case] = {
     "timeout_infinite_loop": Case("stub", ("while True:\n    pass",), 0.0, frozenset({"cell_timeout"})),
@@ -134,6 +145,34 @@ CASES: dict[str, Case] = {
         "            if cell['cell_type'] == 'code':\n                exec(''.join(cell['source']))\n"
         "    except Exception as e:\n        print('refused', name, e)",), 0.0),
     "kernelspec_ignored": Case("solution", (), FULL),
+    # Issue 18, 1: a daemon's socket file (root-only) and an abstract socket, both served by
+    # the test: Landlock does not cover connect() to a socket file, a seccomp filter does.
+    "no_unix_socket": Case("stub", (
+        "import socket\nfor address in ('@@UNIX_SOCKET@@', '\\0@@ABSTRACT@@'):\n    try:\n"
+        "        s = socket.socket(socket.AF_UNIX)\n        s.settimeout(2)\n        s.connect(address)\n"
+        "        s.sendall(b'stolen')\n        print('connected', repr(address))\n"
+        "    except OSError as e:\n        print('refused', repr(address), e)",), 0.0),
+    # Issue 18, 3: 200k nested `[` parsed by the grader used to raise RecursionError there.
+    "deep_frame_on_channel": Case("stub", (_SEND_ALL + "send_all(b'[' * 200_000)",), 0.0,
+                                  frozenset({"sandbox"})),
+    # Issue 18, 4: nbformat's reader only warns; the grader validates (make_hostile breaks it).
+    "malformed_cells": Case("stub", (), 0.0, frozenset({"invalid_notebook"})),
+    # Issue 18, 5: a lone surrogate in an error message and in printed output.
+    "surrogate_in_error": Case("stub", ("print('odd \\udcff output')\nraise ValueError('\\ud800')",),
+                               0.0, frozenset({"cell_error"})),
+    # Issue 18, 6: 48 MB of forged "figures" for a cell that already ran, and its status.
+    "forged_figures": Case("stub", (
+        _SEND_ALL + "import base64\nfake = base64.b64encode(b'\\x89PNG\\r\\n\\x1a\\n' + b'A' * 6_000_000).decode()\n"
+        "send_all(json.dumps({'type': 'cell', 'index': @@PREV_CODE_INDEX@@, 'status': 'ok', 'seconds': 0,"
+        " 'error': None, 'stdout': 'forged', 'figures': [fake] * 6}).encode())",), 0.0,
+        frozenset({"sandbox"})),
+    # Issue 18, 7: "cell_start" heartbeats used to restart the cell's wall-clock deadline.
+    "heartbeats_do_not_extend": Case("stub", (
+        _SEND_ALL + "import threading, time\n"
+        "def beat():\n    while True:\n        send_all(json.dumps({'type': 'cell_start', 'index': @@CELL_INDEX@@}).encode())\n"
+        "        time.sleep(2)\n"
+        "threading.Thread(target=beat, daemon=True).start()\ntime.sleep(30)",), 0.0,
+        frozenset({"sandbox"})),
     "cannot_write_outside": Case("stub", (
         "import os\nfor path in ['@@CANARY@@', os.path.expanduser('~/../@@MARKER@@'), '@@ROOT@@/reference/pwned',\n"
         "             '/dev/shm/@@MARKER@@', '/var/tmp/@@MARKER@@']:\n"

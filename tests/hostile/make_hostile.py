@@ -28,6 +28,11 @@ def build(name: str) -> nbformat.NotebookNode:
         nb = replace_blocks(reference, source_name=str(reference_path), replacements=keep)
     hostile = [nbformat.v4.new_code_cell(source) for source in case.cells]
     nb.cells = hostile + nb.cells if case.at_start else nb.cells + hostile
+    for cell in hostile:
+        index = nb.cells.index(cell)
+        prev = max(i for i, c in enumerate(nb.cells[:index]) if c.cell_type == "code")
+        cell.source = (cell.source.replace("@@CELL_INDEX@@", str(index))
+                       .replace("@@PREV_CODE_INDEX@@", str(prev)))
     if name == "kernelspec_ignored":
         nb.metadata["kernelspec"] = {"name": "evil", "display_name": "evil",
                                      "language": "python", "argv": ["/bin/sh", "-c", "touch /tmp/pwned"]}
@@ -35,11 +40,26 @@ def build(name: str) -> nbformat.NotebookNode:
     return nb
 
 
+def _malformed(text: str) -> str:
+    """Code cells without ``source``, with a number as ``source``, and without ``cell_type``."""
+    import json
+
+    data = json.loads(text)
+    code = [c for c in data["cells"] if c["cell_type"] == "code"]
+    del code[0]["source"]
+    code[1]["source"] = 42
+    del code[2]["cell_type"]
+    return json.dumps(data, indent=1) + "\n"
+
+
 def main() -> None:
     out = HERE / "notebooks"
     out.mkdir(exist_ok=True)
     for name in CASES:
-        (out / f"{name}.ipynb").write_text(notebook_text(build(name)))
+        text = notebook_text(build(name))
+        if name == "malformed_cells":  # what nbformat's writer refuses to write: do it by hand
+            text = _malformed(text)
+        (out / f"{name}.ipynb").write_text(text)
     print(f"wrote {len(CASES)} notebooks to {out}")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from grader.reports import feedback
 from tests.hostile.cases import CASES
 
 HERE = Path(__file__).resolve().parent
@@ -80,6 +81,33 @@ class Listener:
         self.sock.close()
 
 
+class UnixListener(Listener):
+    """A stand-in for a root-only daemon: a socket file (0600, in a 0700 folder) or, with
+    ``abstract``, an abstract socket; records whether anybody connected."""
+
+    def __init__(self, folder: Path | None = None, abstract: str = "") -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        if folder is not None:
+            folder.mkdir(mode=0o700)
+            self.path = str(folder / "priv.sock")
+            self.sock.bind(self.path)
+            os.chmod(self.path, 0o600)
+        else:
+            self.path = abstract
+            self.sock.bind("\0" + abstract)
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.connections = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+
+# A student whose folder's name is not UTF-8 (an archive from another system): graded like
+# anyone, and the summary and every feedback page still written.
+ODD_NAME = os.fsdecode(b"control_odd_\xff_name")
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from grader.submission import student_dirs
@@ -90,8 +118,11 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     submissions, grades = base / "submissions", base / "grades"
     canary = base / "canary-must-not-exist"
     listener = Listener()
+    daemon = UnixListener(base / "daemon")
+    abstract = UnixListener(abstract=f"grader-test-{MARKER}")
     values = {"@@ROOT@@": str(ROOT), "@@SUBMISSIONS@@": str(submissions), "@@GRADES@@": str(grades),
-              "@@PORT@@": str(listener.port), "@@CANARY@@": str(canary), "@@MARKER@@": MARKER}
+              "@@PORT@@": str(listener.port), "@@CANARY@@": str(canary), "@@MARKER@@": MARKER,
+              "@@UNIX_SOCKET@@": daemon.path, "@@ABSTRACT@@": abstract.path}
     for name in CASES:
         text = (HERE / "notebooks" / f"{name}.ipynb").read_text()
         for key, value in values.items():
@@ -104,6 +135,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     examples = ROOT / "examples" / "submissions"
     shutil.copytree(examples / "full_marks_alt_layout", submissions / "control_correct")
     shutil.copytree(examples / "fails_1c_sum_not_mean", submissions / "control_buggy")
+    shutil.copytree(examples / "fails_1c_sum_not_mean", submissions / ODD_NAME)
     classmate = (submissions / "control_correct" / "rnn_and_grad.ipynb").read_bytes()
 
     protected = _tree_digest(ROOT / "reference", ROOT / "assignments", ROOT / "grader")
@@ -116,9 +148,13 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         a = dataclasses.replace(spec.find(ROOT, "rnn_and_grad"), cell_seconds=4.0)
         with GradingSession(root=ROOT, assignment=a, out_dir=grades, jobs=2) as session:
             results = session.grade(student_dirs(submissions), jobs=2)
+        pages = feedback.write_pages(grades, [r.log for r in results],
+                                     titles={q.id: q.title for q in a.questions})
     finally:
         os.environ.pop("GRADER_TEST_SECRET", None)
         listener.close()
+        daemon.close()
+        abstract.close()
     time.sleep(0.5)
     strays = {pid: cmd for pid, cmd in _processes().items()
               if pid not in before and pid != os.getpid() and MARKER in cmd or
@@ -127,17 +163,62 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                and cmd.startswith(sys.executable + "\0"))}
     return {"logs": {r.log.student: r.log.as_dict() for r in results}, "grades": grades, "canary": canary,
             "connections": listener.connections, "strays": strays, "classmate": classmate,
+            "unix_connections": daemon.connections + abstract.connections, "pages": pages,
             "submissions": submissions, "protected": protected,
             "seconds": time.perf_counter() - started}
 
 
 def test_the_batch_completed_and_controls_are_unchanged(batch: dict[str, Any]) -> None:
     logs = batch["logs"]
-    assert set(logs) == set(CASES) | {"control_correct", "control_buggy"}
+    assert set(logs) == set(CASES) | {"control_correct", "control_buggy", ODD_NAME}
     assert logs["control_correct"]["score"] == 30.0
     assert logs["control_buggy"]["score"] == 20.0
+    assert logs[ODD_NAME]["score"] == 20.0
     summary = (batch["grades"] / "summary.csv").read_text().splitlines()
-    assert len(summary) == len(CASES) + 3
+    assert len(summary) == len(CASES) + 4
+    assert "control_odd_\\udcff_name,20.0,30.0" in "\n".join(summary)  # escaped, not lost
+
+
+def test_every_student_has_a_feedback_page(batch: dict[str, Any]) -> None:
+    """Surrogates in a student's output, error or folder name cost no page (issue 18, 5)."""
+    assert len(batch["pages"]) == len(batch["logs"])
+    for student in batch["logs"]:
+        page = (batch["grades"] / student / "feedback.html").read_text()
+        assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>"), student
+    odd = (batch["grades"] / "surrogate_in_error" / "feedback.html").read_text()
+    assert "\\ud800" in odd
+
+
+def test_no_unix_socket_outside_the_sandbox(batch: dict[str, Any]) -> None:
+    """Issue 18, 1: neither a root-only socket file nor an abstract socket can be reached."""
+    assert batch["unix_connections"] == 0
+    stdout = "".join(c["stdout"] for c in batch["logs"]["no_unix_socket"]["cells"])
+    assert stdout.count("refused") == 2 and "connected" not in stdout, stdout
+    assert "Operation not permitted" in stdout
+
+
+@pytest.mark.parametrize("name, detail", [
+    ("deep_frame_on_channel", "frame is nested too deeply"),
+    ("forged_figures", "a result for cell 15, which is not the cell running"),
+    ("heartbeats_do_not_extend", "cell 17 announced out of order")])
+def test_a_corrupted_channel_is_this_students_could_not_grade(batch: dict[str, Any], name: str,
+                                                              detail: str) -> None:
+    """Issue 18, 3, 6, 7: whatever the child writes on the channel ends its own grading,
+    at once (no heartbeat moves a deadline), and stores nothing it forged."""
+    log = batch["logs"][name]
+    messages = [e["message"] for e in log["errors"] if e["kind"] == "sandbox"]
+    assert any(f"the submission corrupted the grader's channel ({detail}" in m for m in messages), messages
+    assert all(c["stdout"] != "forged" for c in log["cells"])
+    figures = batch["grades"] / name / "figures"
+    assert not figures.exists() or sum(f.stat().st_size for f in figures.iterdir()) < 8 * 2**20
+    assert log["timings"]["total_seconds"] < 25  # the heartbeat's 30 s sleep was not waited for
+
+
+def test_malformed_notebook_is_refused_by_name(batch: dict[str, Any]) -> None:
+    """Issue 18, 4: a cell without source, a number as source, a cell without a type."""
+    [error] = batch["logs"]["malformed_cells"]["errors"]
+    assert error["kind"] == "invalid_notebook"
+    assert error["message"].startswith("rnn_and_grad.ipynb: not a valid notebook (cells/")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
