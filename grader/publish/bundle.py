@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from grader import spec
+from grader import course, spec
 from grader.errors import SpecError
 from grader.execution import Executor, Limits
 from grader.files import atomic_write
@@ -50,8 +50,10 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
     changed = {path: content for path, content in wanted.items()
                if not _same_content(path, content, tolerances.get(path))}
     # The wheel carries the checks as the template will.
+    this = course.load(root)
     changed.update(student_package.stale_wheel(template_dir=template_dir, checks={
-        p: changed[p] if p in changed else p.read_bytes() for p in wanted}))
+        p: changed[p] if p in changed else p.read_bytes() for p in wanted},
+        version=this.version, dist=this.package))
     stale += [str(path.relative_to(root)) for path in changed]
     if check_only:
         return stale
