@@ -137,8 +137,8 @@ def scaffold(course: Path, name: str) -> list[Path]:
     """Write the new assignment into ``course``; return the files written. Nothing existing
     is overwritten."""
     if not _NAME.match(name):
-        raise InputError(f"{name!r}: expected a lowercase name such as 'gru_cells' (letters, "
-                         "digits, _), which names the folder, the notebook and the assignment")
+        raise InputError(f"{name!r}: expected a name such as 'gru_cells' (a-z, 0-9 and _, "
+                         "starting with a-z): the folder, the notebook and the assignment are called so")
     files = {
         course / "assignments" / name / "assignment.yaml":
             SPEC.format(name=name, schema=SCHEMA_PATH.as_uri()),
