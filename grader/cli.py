@@ -484,3 +484,16 @@ def new_cmd(name: str, course_dir: Path | None) -> None:
     for path in scaffold(course_dir or Path.cwd(), name):
         click.echo(f"wrote {path}")
     click.echo("next: grader build (proves the checks on the reference and the stub)")
+
+
+@main.command("requirements")
+@click.option("--course", "--root", "root", type=click.Path(path_type=Path), help="Course folder (default: the current one, else the bundled course).")
+def requirements_cmd(root: Path | None) -> None:
+    """Print the pip requirements of the course's assignments, one a line (their YAML's).
+
+    Example: pip install -r <(grader requirements)
+    """
+    from grader import course
+
+    for line in course.requirements(spec.load_all(_need_root(root))):
+        click.echo(line)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import yaml
 
 import grader
 from grader.errors import SpecError
+from grader.spec import Assignment
 
 COURSE_FILE = "course.yaml"
 DEFAULT_PACKAGE = "grader-checks"
@@ -75,3 +77,23 @@ def load(root: Path) -> Course:
     return Course(root=root, package=values.get("name", DEFAULT_PACKAGE),
                   version=values.get("version", grader.__version__),
                   title=values.get("title", ""))
+
+
+def _project(requirement: str) -> str:
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower() if match else requirement
+
+
+def requirements(assignments: Iterable[Assignment]) -> tuple[str, ...]:
+    """The assignments' ``requirements``, each once, in order: what grading installs."""
+    return tuple(dict.fromkeys(r for a in assignments for r in a.requirements))
+
+
+def student_requirements(assignments: Iterable[Assignment]) -> tuple[str, ...]:
+    """What the course's student wheel requires beside its own: the assignments'
+    requirements, except the projects the wheel already requires (its loose ``torch>=2.1``
+    must win: a course's pin would replace Colab's torch)."""
+    from grader.publish.student_package import REQUIRES
+
+    own = {_project(r) for r in REQUIRES}
+    return tuple(r for r in requirements(assignments) if _project(r) not in own)

@@ -193,3 +193,19 @@ def test_a_hidden_explanation_reaches_the_instructor_and_no_student(course: Path
         assert table_line not in text and detail.splitlines()[0] not in text
     assert all(b"softmax_large_inputs" not in b for b in shipped)
     assert "softmax_large_inputs" in page  # named, without its details
+
+
+def test_requirements_reach_grading_and_the_student_wheel() -> None:
+    from grader import course
+
+    bundled = spec.load_all(ROOT)
+    assert course.requirements(bundled) == ("torch==2.13.0", "ipywidgets>=8.1", "tqdm>=4.66")
+    # The wheel keeps its loose torch>=2.1 (Colab's torch stays): the course's pin is left out.
+    assert course.student_requirements(bundled) == ("ipywidgets>=8.1", "tqdm>=4.66")
+    with zipfile.ZipFile(ROOT / "student_template" / student_package.wheel_name()) as wheel:
+        metadata = wheel.read(f"grader_checks-{__import__('grader').__version__}.dist-info/METADATA")
+    requires = [line for line in metadata.decode().splitlines() if line.startswith("Requires-Dist")]
+    assert "Requires-Dist: ipywidgets>=8.1" in requires and "Requires-Dist: tqdm>=4.66" in requires
+    assert "Requires-Dist: torch>=2.1" in requires and not any("torch==" in r for r in requires)
+    r = grader_cli("requirements")
+    assert r.stdout == "torch==2.13.0\nipywidgets>=8.1\ntqdm>=4.66\n"

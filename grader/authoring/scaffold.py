@@ -120,13 +120,13 @@ CELLS = [
 
 
 def reference_notebook(name: str) -> str:
-    nb = nbformat.v4.new_notebook()
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
     nb.metadata = {"grader": {"assignment": name},
                    "kernelspec": {"name": "python3", "display_name": "Python 3",
                                   "language": "python"}}
     for i, (kind, source) in enumerate(CELLS):
         make = nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell
-        cell = make(source.format(name=name))
+        cell = make(source.format(name=name))  # type: ignore[no-untyped-call]
         cell.id = f"cell-{i}"
         nb.cells.append(cell)
     text: str = nbformat.writes(nb)  # type: ignore[no-untyped-call]
