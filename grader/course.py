@@ -89,11 +89,17 @@ def requirements(assignments: Iterable[Assignment]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for a in assignments for r in a.requirements))
 
 
-def student_requirements(assignments: Iterable[Assignment]) -> tuple[str, ...]:
-    """What the course's student wheel requires beside its own: the assignments'
-    requirements, except the projects the wheel already requires (its loose ``torch>=2.1``
-    must win: a course's pin would replace Colab's torch)."""
+def student_requirements(specs: Iterable[bytes]) -> tuple[str, ...]:
+    """What a course's student wheel requires beside its own, from the ``assignment.yaml`` of
+    each checks bundle it carries: their ``requirements``, except the projects the wheel
+    already requires (its loose ``torch>=2.1`` must win: a course's pin would replace Colab's
+    torch). Read from the bundles, so the wheel and ``checks/`` never disagree."""
     from grader.publish.student_package import REQUIRES
 
     own = {_project(r) for r in REQUIRES}
-    return tuple(r for r in requirements(assignments) if _project(r) not in own)
+    found: list[str] = []
+    for text in specs:
+        raw = yaml.safe_load(text)
+        listed = raw.get("requirements", []) if isinstance(raw, dict) else []
+        found += [str(r).strip() for r in listed if isinstance(r, str) and r.strip()]
+    return tuple(r for r in dict.fromkeys(found) if _project(r) not in own)

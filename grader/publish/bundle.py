@@ -53,8 +53,7 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
     this = course.load(root)
     changed.update(student_package.stale_wheel(template_dir=template_dir, checks={
         p: changed[p] if p in changed else p.read_bytes() for p in wanted},
-        version=this.version, dist=this.package,
-        requires=course.student_requirements(assignments)))
+        version=this.version, dist=this.package))
     stale += [str(path.relative_to(root)) for path in changed]
     if check_only:
         return stale

@@ -104,7 +104,7 @@ def build_wheel(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
 
 def template_wheel(*, template_dir: Path, checks: dict[Path, bytes],
                    version: str = grader.__version__, dist: str = DIST_NAME,
-                   requires: Sequence[str] = ()) -> dict[Path, bytes]:
+                   requires: Sequence[str] | None = None) -> dict[Path, bytes]:
     """The wheel ``grader build`` writes into ``template_dir``, made from the same checks files
     it ships there (``checks``: path -> content, as ``session.checks_bundle`` returns them)."""
     bundles: dict[str, dict[str, bytes]] = {}
@@ -114,6 +114,11 @@ def template_wheel(*, template_dir: Path, checks: dict[Path, bytes],
             continue
         rel = path.relative_to(root)
         bundles.setdefault(rel.parts[0], {})["/".join(rel.parts[1:])] = content
+    if requires is None:  # the assignments' own requirements, as their shipped specs list them
+        from grader.course import student_requirements
+
+        requires = student_requirements(
+            b.get("assignment.yaml", b"") for _, b in sorted(bundles.items()))
     package_dir = Path(grader.__file__).resolve().parent
     # A course names and versions its own wheel (grader.course): two courses never share one.
     return {template_dir / wheel_name(version, dist): build_wheel(
@@ -123,7 +128,7 @@ def template_wheel(*, template_dir: Path, checks: dict[Path, bytes],
 
 def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes],
                 version: str = grader.__version__, dist: str = DIST_NAME,
-                requires: Sequence[str] = ()) -> dict[Path, bytes]:
+                requires: Sequence[str] | None = None) -> dict[Path, bytes]:
     """``template_wheel``, but only if the file in ``template_dir`` differs (what to write).
 
     ``checks`` must be the bundles as the template will hold them after the build, so that the
