@@ -210,3 +210,6 @@ def test_requirements_reach_grading_and_the_student_wheel() -> None:
     assert "Requires-Dist: torch>=2.1" in requires and not any("torch==" in r for r in requires)
     r = grader_cli("requirements")
     assert r.stdout == "torch==2.13.0\nipywidgets>=8.1\ntqdm>=4.66\n"
+    from grader.grading.plan import warm_up_for  # and the warm worker imports them once
+
+    assert warm_up_for(bundled)["preload"] == ("ipywidgets", "tqdm", "tqdm.auto", "torch")
