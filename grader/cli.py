@@ -139,7 +139,7 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(1, 64), default=None, help="torch threads per submission (default 1). Budgets are CPU seconds per thread. More threads rarely help the course's small models: measured on 2 cores, a training cell took 8 s with 1 thread and 89 s with 2 beside other work.")
 @click.option("--force", is_flag=True, help="Regrade even where an up-to-date log exists.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
-@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
+@click.option("--course", "--root", "root", type=click.Path(path_type=Path), help="Course folder (default: the current one, else the bundled course) holding assignments/ and reference/.")
 @click.option("--checks", "checks_dir", type=click.Path(path_type=Path), help="A checks bundle (grader bundle) to grade with instead of reference/.")
 @click.option("--scheduler", envvar="GRADER_SCHEDULER", metavar="ADDRESS", help="Run the submissions on a Dask cluster, e.g. tcp://HOST:8786 (or $GRADER_SCHEDULER); the reference, expected values and grading stay here. Needs pip install -e '.[cluster]'; see docs/cluster.md.")
 @click.option("--allow-unconfined", is_flag=True, help="With --scheduler: also use Dask workers whose sandbox has a protection off (each is reported).")
@@ -270,7 +270,7 @@ def _print_report(log: logfile.SubmissionLog) -> None:
 
 
 @main.command()
-@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding reference/ and assignments/.")
+@click.option("--course", "--root", "root", type=click.Path(path_type=Path), help="Course folder (default: the current one, else the bundled course) holding reference/ and assignments/.")
 @click.option("--check-only", is_flag=True, help="Only report whether student_template/ is stale; exit 1 if so.")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
 def build(root: Path | None, check_only: bool, data_dir: Path | None) -> None:
@@ -293,7 +293,7 @@ def build(root: Path | None, check_only: bool, data_dir: Path | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write the bundle into.")
 @click.option("--visible-only", is_flag=True, help="Leave the hidden checks out (what students get).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder for assignments that need one.")
-@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
+@click.option("--course", "--root", "root", type=click.Path(path_type=Path), help="Course folder (default: the current one, else the bundled course) holding assignments/ and reference/.")
 def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | None,
            root: Path | None) -> None:
     """Write a checks bundle: the spec, probes and expected values, without reference/.
@@ -375,7 +375,7 @@ def gradescope_results(log_dir: Path, out_file: Path | None) -> None:
 @click.argument("assignment")
 @click.option("--out", "out_zip", type=click.Path(path_type=Path), required=True, help="The zip to write (upload it as the Gradescope autograder).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Data folder to ship, for assignments that need one.")
-@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and reference/.")
+@click.option("--course", "--root", "root", type=click.Path(path_type=Path), help="Course folder (default: the current one, else the bundled course) holding assignments/ and reference/.")
 def gradescope_bundle(assignment: str, out_zip: Path, data_dir: Path | None,
                       root: Path | None) -> None:
     """Build a Gradescope autograder zip: setup.sh, run_autograder, checks, grader, data.
@@ -400,7 +400,7 @@ def gradescope_bundle(assignment: str, out_zip: Path, data_dir: Path | None,
 @click.option("--assignment", "-a", help="Assignment name (default: the one whose notebook the submissions hold).")
 @click.option("--min-score", type=click.FloatRange(0, min_open=True), help="Report pairs scoring at least this (default: 20, about four lines of code nobody else wrote).")
 @click.option("--top", type=click.IntRange(0), default=20, show_default=True, help="Pairs listed on the terminal (the files list all).")
-@click.option("--root", type=click.Path(path_type=Path), help="Project folder holding assignments/ and student_template/.")
+@click.option("--course", "--root", "root", type=click.Path(path_type=Path), help="Course folder (default: the current one, else the bundled course) holding assignments/ and student_template/.")
 def similarity_cmd(submissions: Path, against: tuple[Path, ...], out_dir: Path | None,
                    assignment: str | None, min_score: float | None, top: int,
                    root: Path | None) -> None:
@@ -478,3 +478,33 @@ def sandbox_cmd() -> None:
     if off:
         raise SandboxError(f"{len(off)} sandbox protection(s) off: {', '.join(off)}")
     click.echo(f"all {len(protections)} protections on")
+
+
+# -- authoring -----------------------------------------------------------------------------------
+
+@main.command("new")
+@click.argument("name")
+@click.option("--course", "course_dir", type=click.Path(path_type=Path), help="Course folder to add it to (default: the current folder).")
+def new_cmd(name: str, course_dir: Path | None) -> None:
+    """Scaffold assignment NAME: its YAML, probes and a reference notebook that build and grade.
+
+    Example: grader new gru_cells && grader build
+    """
+    from grader.authoring.scaffold import scaffold
+
+    for path in scaffold(course_dir or Path.cwd(), name):
+        click.echo(f"wrote {path}")
+    click.echo("next: grader build (proves the checks on the reference and the stub)")
+
+
+@main.command("requirements")
+@click.option("--course", "--root", "root", type=click.Path(path_type=Path), help="Course folder (default: the current one, else the bundled course).")
+def requirements_cmd(root: Path | None) -> None:
+    """Print the pip requirements of the course's assignments, one a line (their YAML's).
+
+    Example: pip install -r <(grader requirements)
+    """
+    from grader import course
+
+    for line in course.requirements(spec.load_all(_need_root(root))):
+        click.echo(line)

@@ -38,7 +38,11 @@ NO_SANDBOX = {"sandbox": "off: your own kernel (no sandbox: the code checked is 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One check's outcome; a hidden check's ``message`` says only whether it passed."""
+    """One check's outcome; a hidden check's ``message`` says only whether it passed.
+
+    ``detail`` is the instructor's: a hidden check's full explanation (the got | expected
+    table, the error), for regrade requests. Student-facing outputs (feedback.html, Gradescope's
+    results.json) never read it, and the student's own checks have no hidden check."""
 
     name: str
     question: str
@@ -49,12 +53,16 @@ class CheckResult:
     message: str
     hint: str = ""
     optional: bool = False  # extra credit: its max_score is not part of the total's
+    detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "question": self.question, "score": self.score,
-                "max_score": self.max_score, "passed": self.passed,
-                "visibility": self.visibility, "message": self.message, "hint": self.hint,
-                "optional": self.optional}
+        out = {"name": self.name, "question": self.question, "score": self.score,
+               "max_score": self.max_score, "passed": self.passed,
+               "visibility": self.visibility, "message": self.message, "hint": self.hint,
+               "optional": self.optional}
+        if self.detail:  # only hidden checks that failed have one
+            out["detail"] = self.detail
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CheckResult:
@@ -62,7 +70,7 @@ class CheckResult:
                    visibility=str(d.get("visibility", "visible")), score=float(d["score"]),
                    max_score=float(d["max_score"]), passed=bool(d["passed"]),
                    message=str(d.get("message", "")), hint=str(d.get("hint", "")),
-                   optional=bool(d.get("optional", False)))
+                   optional=bool(d.get("optional", False)), detail=str(d.get("detail", "")))
 
 
 def code_fingerprint() -> str:

@@ -237,6 +237,9 @@ def load(directory: Path) -> Assignment:
     r = _Reader(path)
     if not isinstance(raw, dict):
         raise r.fail("top level", "expected a mapping")
+    unknown, structure = _schema_problems(raw)
+    if unknown:  # a typo first: it explains whatever else looks wrong
+        raise r.fail(*unknown[0])
     version = r.get(raw, "schema_version", "", int)
     if version != SCHEMA_VERSION:
         raise r.fail("schema_version", f"expected {SCHEMA_VERSION}, got {version}")
@@ -285,6 +288,8 @@ def load(directory: Path) -> Assignment:
             raise r.fail("warmup", f"{warmup_path} does not exist")
     elif (directory / "warmup.py").is_file():
         warmup_path = directory / "warmup.py"
+    if structure:  # what the schema finds and the checks above did not
+        raise r.fail(*structure[0])
     return Assignment(
         requirements=requirements, preload=preload, warmup_path=warmup_path,
         records=tuple(records),
@@ -298,6 +303,16 @@ def load(directory: Path) -> Assignment:
         memory_mb=r.get(limits, "memory_mb", "limits.", int, 3072),
         data=data, extra=r.get(raw, "extra", "", dict, {}),
     )
+
+
+def _schema_problems(raw: dict[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The schema's verdict (``grader.spec_schema``). The student wheel leaves the validator
+    out: it reads only specs ``grader build`` wrote, which passed it then."""
+    try:
+        from grader import spec_schema
+    except ImportError:
+        return [], []
+    return spec_schema.problems(raw)
 
 
 def _check(r: _Reader, c: Any, where: str, questions: set[str]) -> Check:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -34,7 +35,12 @@ def warm_up_for(assignments: Iterable[Assignment]) -> WarmUp:
     """The union of the assignments' ``preload`` modules and ``warmup.py`` scripts: one worker
     may serve several assignments (``grader build``)."""
     chosen = list(assignments)
-    return WarmUp(preload=tuple(dict.fromkeys(m for a in chosen for m in a.preload)),
+    # A requirement's project name is often its module's (tqdm, einops): preloaded too, where
+    # it imports at all (the worker skips one that does not); `preload` names the others.
+    required = (re.sub(r"[-.]", "_", re.split(r"[^A-Za-z0-9._-]", r, maxsplit=1)[0]).lower()
+                for a in chosen for r in a.requirements)
+    modules = (*(m for a in chosen for m in a.preload), *(m for m in required if m.isidentifier()))
+    return WarmUp(preload=tuple(dict.fromkeys(modules)),
                   warmup=tuple(dict.fromkeys(a.warmup_path for a in chosen
                                              if a.warmup_path is not None)))
 

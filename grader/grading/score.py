@@ -1,7 +1,8 @@
 """Turn an execution and the expected values into check results and scores.
 
 A wrong answer is data here, never an exception. Each failed check says why in words a student
-can act on; a hidden check says only that it failed.
+can act on; a hidden check says only that it failed, and keeps the full explanation in
+``CheckResult.detail`` for the instructor.
 """
 
 from __future__ import annotations
@@ -53,13 +54,17 @@ def grade(*, assignment: Assignment, execution: Execution | None,
             passed, score, message = False, 0.0, unavailable or "the notebook could not be run"
         else:
             passed, score, message = _one(check, execution, expected, truth or {}, cells)
+        detail = ""
         if check.visibility == "hidden":
+            # The student reads only that it failed; the instructor's log keeps why.
+            if not passed:
+                detail = message + (f"\nHint: {check.hint}" if check.hint else "")
             message = HIDDEN_PASSED if passed else HIDDEN_FAILED
             hint = ""
         else:
             hint = "" if passed else check.hint
         results.append(CheckResult(check.name, check.question, check.visibility, score,
-                                   check.points, passed, message, hint, check.optional))
+                                   check.points, passed, message, hint, check.optional, detail))
     return tuple(results)
 
 

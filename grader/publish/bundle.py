@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from grader import spec
+from grader import course, spec
 from grader.errors import SpecError
 from grader.execution import Executor, Limits
 from grader.files import atomic_write
@@ -41,11 +41,19 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
             wanted.update(_shipped_checks(a, root, template_dir, worker, data_dir))
             tolerances[template_dir / "checks" / a.name / expected_mod.EXPECTED_NAME] = {
                 c.request_key: c.tolerance for c in a.visible_only().checks}
+        if not check_only:  # nothing is written for an assignment that would mis-grade
+            from grader.authoring.prove import prove
+
+            for a in assignments:
+                prove(a, reference=reference_dir / a.notebook, executor=worker,
+                      data_dir=data_dir)
     changed = {path: content for path, content in wanted.items()
                if not _same_content(path, content, tolerances.get(path))}
     # The wheel carries the checks as the template will.
+    this = course.load(root)
     changed.update(student_package.stale_wheel(template_dir=template_dir, checks={
-        p: changed[p] if p in changed else p.read_bytes() for p in wanted}))
+        p: changed[p] if p in changed else p.read_bytes() for p in wanted},
+        version=this.version, dist=this.package))
     stale += [str(path.relative_to(root)) for path in changed]
     if check_only:
         return stale

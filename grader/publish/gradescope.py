@@ -314,7 +314,9 @@ def bundle_files(a: spec.Assignment, *, checks: dict[Path, bytes], checks_dest: 
     for name in ("pyproject.toml", "README.md", "LICENSE"):  # pyproject's license-files
         if (src / name).is_file():
             files[f"grader_src/{name}"] = (src / name).read_bytes()
-    for py in sorted((src / "grader").rglob("*.py")):
+    # The package's Python files and its data (the assignment.yaml schema the loader reads).
+    package_files = [*(src / "grader").rglob("*.py"), *(src / "grader" / "schema").glob("*.json")]
+    for py in sorted(package_files):
         if "__pycache__" not in py.parts:
             files[f"grader_src/grader/{py.relative_to(src / 'grader').as_posix()}"] = py.read_bytes()
     if data_folder is not None:

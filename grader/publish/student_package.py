@@ -21,6 +21,7 @@ import io
 import stat
 import zipfile
 from pathlib import Path
+from typing import Sequence
 
 import grader
 
@@ -43,15 +44,15 @@ REQUIRES_PYTHON = ">=3.10"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def wheel_name(version: str = grader.__version__) -> str:
-    return f"{DIST_NAME.replace('-', '_')}-{version}-py3-none-any.whl"
+def wheel_name(version: str = grader.__version__, dist: str = DIST_NAME) -> str:
+    return f"{dist.replace('-', '_')}-{version}-py3-none-any.whl"
 
 
-def _metadata(version: str) -> str:
-    lines = ["Metadata-Version: 2.4", f"Name: {DIST_NAME}", f"Version: {version}",
+def _metadata(version: str, dist: str = DIST_NAME, requires: Sequence[str] = ()) -> str:
+    lines = ["Metadata-Version: 2.4", f"Name: {dist}", f"Version: {version}",
              "Summary: The visible checks of the course's notebooks: run them in Jupyter, "
              "Colab or CI", "License-Expression: MIT", f"Requires-Python: {REQUIRES_PYTHON}"]
-    lines += [f"Requires-Dist: {r}" for r in REQUIRES]
+    lines += [f"Requires-Dist: {r}" for r in (*REQUIRES, *requires)]
     lines.append("Provides-Extra: cli")
     lines += [f'Requires-Dist: {r}; extra == "cli"' for r in CLI_REQUIRES]
     return "\n".join(lines) + "\n\n" + (
@@ -60,7 +61,8 @@ def _metadata(version: str) -> str:
 
 
 def files(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
-          version: str = grader.__version__) -> dict[str, bytes]:
+          version: str = grader.__version__, dist: str = DIST_NAME,
+          requires: Sequence[str] = ()) -> dict[str, bytes]:
     """Member name -> content, dist-info included (RECORD last, as it lists the others).
 
     ``bundles``: assignment name -> {file name -> content} of its visible checks bundle.
@@ -71,8 +73,8 @@ def files(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
     for name, bundle in sorted(bundles.items()):
         for filename, content in sorted(bundle.items()):
             out[f"grader/checks/{name}/{filename}"] = content
-    info = f"{DIST_NAME.replace('-', '_')}-{version}.dist-info"
-    out[f"{info}/METADATA"] = _metadata(version).encode()
+    info = f"{dist.replace('-', '_')}-{version}.dist-info"
+    out[f"{info}/METADATA"] = _metadata(version, dist, requires).encode()
     out[f"{info}/WHEEL"] = (b"Wheel-Version: 1.0\nGenerator: grader.publish.student_package\n"
                             b"Root-Is-Purelib: true\nTag: py3-none-any\n")
     out[f"{info}/entry_points.txt"] = b"[console_scripts]\ngrader-check = grader.student.cli:main\n"
@@ -87,11 +89,12 @@ def _digest(content: bytes) -> str:
 
 
 def build_wheel(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
-                version: str = grader.__version__) -> bytes:
+                version: str = grader.__version__, dist: str = DIST_NAME,
+                requires: Sequence[str] = ()) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, content in files(package_dir=package_dir, bundles=bundles,
-                                   version=version).items():
+                                   version=version, dist=dist, requires=requires).items():
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.external_attr = (0o644 | stat.S_IFREG) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -99,7 +102,9 @@ def build_wheel(*, package_dir: Path, bundles: dict[str, dict[str, bytes]],
     return buf.getvalue()
 
 
-def template_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Path, bytes]:
+def template_wheel(*, template_dir: Path, checks: dict[Path, bytes],
+                   version: str = grader.__version__, dist: str = DIST_NAME,
+                   requires: Sequence[str] | None = None) -> dict[Path, bytes]:
     """The wheel ``grader build`` writes into ``template_dir``, made from the same checks files
     it ships there (``checks``: path -> content, as ``session.checks_bundle`` returns them)."""
     bundles: dict[str, dict[str, bytes]] = {}
@@ -109,17 +114,28 @@ def template_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Pat
             continue
         rel = path.relative_to(root)
         bundles.setdefault(rel.parts[0], {})["/".join(rel.parts[1:])] = content
+    if requires is None:  # the assignments' own requirements, as their shipped specs list them
+        from grader.course import student_requirements
+
+        requires = student_requirements(
+            b.get("assignment.yaml", b"") for _, b in sorted(bundles.items()))
     package_dir = Path(grader.__file__).resolve().parent
-    return {template_dir / wheel_name(): build_wheel(package_dir=package_dir, bundles=bundles)}
+    # A course names and versions its own wheel (grader.course): two courses never share one.
+    return {template_dir / wheel_name(version, dist): build_wheel(
+        package_dir=package_dir, bundles=bundles, version=version, dist=dist,
+        requires=requires)}
 
 
-def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Path, bytes]:
+def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes],
+                version: str = grader.__version__, dist: str = DIST_NAME,
+                requires: Sequence[str] | None = None) -> dict[Path, bytes]:
     """``template_wheel``, but only if the file in ``template_dir`` differs (what to write).
 
     ``checks`` must be the bundles as the template will hold them after the build, so that the
     wheel and ``checks/`` never disagree."""
     return {path: content for path, content in template_wheel(template_dir=template_dir,
-                                                               checks=checks).items()
+                                                               checks=checks, version=version,
+                                                               dist=dist, requires=requires).items()
             if not path.is_file() or path.read_bytes() != content}
 
 

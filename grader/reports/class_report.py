@@ -60,6 +60,12 @@ class ClassReport:
                     failed[(c.question, c.name)] += 1
         return sorted(((q, n, k) for (q, n), k in failed.items()), key=lambda t: (-t[2], t[1]))
 
+    def hidden_failures(self) -> list[tuple[str, str, str]]:
+        """(student, check, full explanation) of every failed hidden check: what the student
+        was not shown, for answering a regrade request without rerunning anything."""
+        return [(log.student, c.name, c.detail) for log in self.logs for c in log.checks
+                if c.detail and not c.passed]
+
     def troubled(self) -> list[tuple[str, list[str], str]]:
         """(student, error kinds, first message) for notebooks that did not run cleanly."""
         out = []
@@ -120,6 +126,13 @@ def print_overview(ov: ClassReport, console: Console) -> None:
         console.print(f"not counted: {len(ov.stale)} stale log(s) of students no longer among "
                       f"the submissions, in {logfile.STALE_DIR}/ ({', '.join(ov.stale)})",
                       markup=False)
+    hidden = ov.hidden_failures()
+    if hidden:  # plain lines, not a table: a got | expected table must keep its columns
+        console.print("failed hidden checks (not shown to students):", markup=False)
+        for student, name, detail in hidden:
+            console.print(f"  {student}, {name}:", markup=False, highlight=False)
+            for line in detail.splitlines():
+                console.print(f"    {line}", markup=False, highlight=False)
     trouble = ov.troubled()
     if trouble:
         t = Table(title="notebooks that did not run cleanly", show_header=True, title_justify="left")

@@ -1,0 +1,1 @@
+"""Writing an assignment: ``grader new`` (scaffold) and the proof ``grader build`` runs (prove)."""
