@@ -159,3 +159,38 @@ def markdown(ov: ClassReport) -> str:
         lines += ["", "| most failed check | question | failed |", "|---|---|---|"]
         lines += [f"| {md(name)} | {md(q)} | {k} / {n} |" for q, name, k in failed[:10]]
     return "\n".join(lines) + "\n"
+
+
+def write_gradebook_exports(ov: ClassReport, console: Console, *, leaderboard_file: Path | None,
+                            pseudonyms: Path | None, canvas_file: Path | None,
+                            roster: Path | None, canvas_column: str | None) -> None:
+    """``--leaderboard`` and ``--canvas`` (grader.gradebook): pages and files from the logs."""
+    from grader.files import atomic_write_text
+    from grader.gradebook import canvas, leaderboard
+
+    if (canvas_file is None) != (roster is None):
+        raise InputError("--canvas and --roster go together (the roster keys students to IDs)")
+    if pseudonyms is not None and leaderboard_file is None:
+        raise InputError("--pseudonyms needs --leaderboard")
+    for path, option in ((leaderboard_file, "--leaderboard"), (canvas_file, "--canvas")):
+        if path is not None and not path.parent.is_dir():
+            raise InputError(f"{option} {path}: folder {path.parent} does not exist")
+    if leaderboard_file is not None:
+        names = leaderboard.read_pseudonyms(pseudonyms) if pseudonyms is not None else None
+        if not any(log.leaderboard for log in ov.logs):
+            raise InputError("no log has leaderboard values (does the assignment declare "
+                             "leaderboard: entries? run grader run again to add them)")
+        atomic_write_text(leaderboard_file, leaderboard.page(ov.logs, pseudonyms=names))
+        console.print(f"wrote {leaderboard_file}", markup=False, highlight=False)
+    if canvas_file is not None and roster is not None:
+        result = canvas.export(ov.logs, canvas.read_roster(roster),
+                               column=canvas_column or ov.logs[0].assignment)
+        atomic_write_text(canvas_file, result.csv)
+        for student in result.no_submission:
+            console.print(f"roster mismatch: {student} is on {roster} but has no submission "
+                          "(row kept, cell empty)", markup=False, highlight=False)
+        for student in result.not_on_roster:
+            console.print(f"roster mismatch: {student} has a submission but is not on {roster} "
+                          "(not in the Canvas file: add them to the roster)", markup=False,
+                          highlight=False)
+        console.print(f"wrote {canvas_file}", markup=False, highlight=False)
