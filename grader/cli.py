@@ -134,12 +134,13 @@ def main() -> None:
 @click.option("--allow-unconfined", is_flag=True, help="With --scheduler: also use Dask workers whose sandbox has a protection off (each is reported).")
 @click.option("--only", multiple=True, metavar="NAME", help="Regrade just this student (repeatable); the others' logs stay and the summary still lists everyone.")
 @click.option("--overrides", "overrides_csv", type=click.Path(path_type=Path), help="overrides.csv (student,target,points,reason,who) applied on top of the automatic scores (default: OUT/overrides.csv if there); docs/gradebook.md.")
+@click.option("--submission-metadata", "metadata_dir", type=click.Path(path_type=Path), help="A folder of <student>/submission_metadata.json (Gradescope's, with created_at) saying when each was submitted; never read from a student's own folder.")
 @click.option("--extensions", "extensions_csv", type=click.Path(path_type=Path), help="Per-student extensions (student,until or student,days) to the assignment's deadline (default: OUT/extensions.csv if there).")
 def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int,
         threads: int | None, force: bool, data_dir: Path | None, root: Path | None,
         checks_dir: Path | None, scheduler: str | None, allow_unconfined: bool,
         only: tuple[str, ...] = (), overrides_csv: Path | None = None,
-        extensions_csv: Path | None = None) -> None:
+        extensions_csv: Path | None = None, metadata_dir: Path | None = None) -> None:
     """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
 
     Writes <out>/<student>/submission_log.json and <out>/summary.csv.
@@ -162,7 +163,7 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
         project = _need_root(root)
         a = _choose_assignment(project, dirs, assignment)
     out_dir = out_dir or submissions.resolve().parent / "grades"
-    book = _gradebook(a, project, dirs, out_dir, overrides_csv, extensions_csv)
+    book = _gradebook(a, project, dirs, out_dir, overrides_csv, extensions_csv, metadata_dir)
     everyone = dirs
     if only:
         unknown = sorted(set(only) - {d.name for d in dirs})
@@ -205,7 +206,8 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
 
 
 def _gradebook(a: spec.Assignment, project: Path, dirs: list[Path], out_dir: Path,
-               overrides_csv: Path | None, extensions_csv: Path | None) -> Any:
+               overrides_csv: Path | None, extensions_csv: Path | None,
+               metadata_dir: Path | None = None) -> Any:
     """The run's gradebook (grader.gradebook), every file checked before grading starts."""
     from grader.gradebook.apply import Gradebook
     from grader.gradebook.deadlines import EXTENSIONS_NAME
@@ -220,7 +222,8 @@ def _gradebook(a: spec.Assignment, project: Path, dirs: list[Path], out_dir: Pat
                           overrides_csv=chosen(overrides_csv, out_dir / OVERRIDES_NAME,
                                                "--overrides"),
                           extensions_csv=chosen(extensions_csv, out_dir / EXTENSIONS_NAME,
-                                                "--extensions"))
+                                                "--extensions"),
+                          metadata_dir=metadata_dir)
 
 
 def _summary(results: list[Graded], previous: dict[str, logfile.SubmissionLog | None],

@@ -293,18 +293,22 @@ def set_aside_stale(out_dir: Path, students: Iterable[str]) -> list[str]:
 def write_summary(out_dir: Path, logs: Iterable[SubmissionLog], questions: list[str]) -> Path:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    # score is after overrides and penalty; the last four columns say what made it so.
+    logs = sorted(logs, key=lambda d: d.student)
+    # score is after overrides and penalty; when the gradebook did anything (a deadline, an
+    # override), four more columns say what made it so.
+    book = any(log.submitted is not None or log.overrides for log in logs)
     writer.writerow(["student", "score", "max_score", *questions, "errors",
-                     "auto_score", "penalty", "overrides", "submitted"])
-    for log in sorted(logs, key=lambda d: d.student):
+                     *(("auto_score", "penalty", "overrides", "submitted") if book else ())])
+    for log in logs:
         per_q = log.questions()
+        gradebook = [log.auto_score, log.penalty_points,
+                     "; ".join(f"{o['target']}: {o['points']:g} ({o['reason']})"
+                               for o in log.overrides),
+                     (log.submitted or {}).get("time", "")]
         writer.writerow([log.student, log.score, log.max_score,
                          *(per_q.get(q, {}).get("score", 0) for q in questions),
                          "; ".join(str(e.get("message", "")) for e in log.errors),
-                         log.auto_score, log.penalty_points,
-                         "; ".join(f"{o['target']}: {o['points']:g} ({o['reason']})"
-                                   for o in log.overrides),
-                         (log.submitted or {}).get("time", "")])
+                         *(gradebook if book else ())])
     path = out_dir / SUMMARY_NAME
     atomic_write_text(path, buf.getvalue())
     return path

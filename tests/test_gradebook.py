@@ -48,9 +48,16 @@ def log_of(student: str, *, hidden_score: float = 0.0) -> SubmissionLog:
 
 
 def submitted_at(folder: Path, when: str) -> Path:
+    """The student's folder, and the platform's metadata saying ``when`` in ``meta_dir``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "submission_metadata.json").write_text(json.dumps({"created_at": when}))
+    meta = meta_dir(folder) / folder.name
+    meta.mkdir(parents=True, exist_ok=True)
+    (meta / "submission_metadata.json").write_text(json.dumps({"created_at": when}))
     return folder
+
+
+def meta_dir(folder: Path) -> Path:
+    return folder.parent.parent / "meta"
 
 
 # -- deadlines --------------------------------------------------------------------------------
@@ -60,7 +67,7 @@ def test_within_grace_past_grace_and_with_an_extension(tmp_path: Path) -> None:
     ext = tmp_path / "extensions.csv"
     ext.write_text("student,days,reason\ncarol,2,illness\n")
     book = Gradebook.load(a, root=tmp_path, students={"alice", "bob", "carol", "dave"},
-                          extensions_csv=ext)
+                          extensions_csv=ext, metadata_dir=tmp_path / "meta")
     times = {"alice": "2026-12-05T08:20:00Z",   # 21 min late: within the 30 min grace
              "bob": "2026-12-05T08:40:00Z",     # 41 min late: one started day, 10%
              "carol": "2026-12-07T07:00:00Z",   # 2 days late, extended by 2 days: on time
@@ -98,8 +105,10 @@ def test_within_grace_past_grace_and_with_an_extension(tmp_path: Path) -> None:
 
 
 def test_submission_time_metadata_then_last_commit_then_file_time(tmp_path: Path) -> None:
-    folder = tmp_path / "alice"
-    folder.mkdir()
+    folder = tmp_path / "subs" / "alice"
+    folder.mkdir(parents=True)
+    # The student's own folder may hold a file of that name: it says nothing.
+    (folder / "submission_metadata.json").write_text('{"created_at": "2026-01-01T00:00:00Z"}')
     nb = folder / "rnn_and_grad.ipynb"
     nb.write_text("{}")
     os.utime(nb, (1_800_000_000, 1_800_000_000))
@@ -114,7 +123,7 @@ def test_submission_time_metadata_then_last_commit_then_file_time(tmp_path: Path
     assert when == datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
     assert source.startswith("last commit ") and source.endswith(" of the repository")
     submitted_at(folder, "2026-12-01T12:00:00Z")
-    assert deadlines.submission_time(folder, nb.name) == (
+    assert deadlines.submission_time(folder, nb.name, meta_dir(folder)) == (
         datetime(2026, 12, 1, 12, tzinfo=timezone.utc), "submission_metadata.json (created_at)")
 
 
@@ -150,13 +159,19 @@ def test_an_unknown_student_or_check_is_an_error_naming_the_line(tmp_path: Path)
         overrides.read(path, a, {"alice"})
 
 
-def test_override_of_a_question_and_a_check_then_the_penalty(tmp_path: Path) -> None:
+def late_bob_overridden(tmp_path: Path, reason: str, when: str) -> tuple[Gradebook, SubmissionLog]:
+    """bob's log, submitted ``when``, with his hidden check 1A_forward_relu set to 2 points."""
     a = assignment(tmp_path, deadline=RULE)
     path = tmp_path / "overrides.csv"
-    path.write_text("student,target,points,reason,who\n"
-                    "bob,1A_forward_relu,2,\"regrade request #4, ReLU was right\",Ana (TA)\n")
-    book = Gradebook.load(a, root=tmp_path, students={"bob"}, overrides_csv=path)
-    bob = book.apply(log_of("bob"), submitted_at(tmp_path / "bob", "2026-12-05T08:40:00Z"))
+    path.write_text(f"student,target,points,reason,who\nbob,1A_forward_relu,2,{reason},Ana (TA)\n")
+    book = Gradebook.load(a, root=tmp_path, students={"bob"}, overrides_csv=path,
+                          metadata_dir=tmp_path / "meta")
+    return book, book.apply(log_of("bob"), submitted_at(tmp_path / "subs" / "bob", when))
+
+
+def test_override_of_a_question_and_a_check_then_the_penalty(tmp_path: Path) -> None:
+    book, bob = late_bob_overridden(tmp_path, '"regrade request #4, ReLU was right"',
+                                    "2026-12-05T08:40:00Z")
     assert bob.overrides == ({"target": "1A_forward_relu", "question": "1.A", "points": 2.0,
                               "auto": 0.0, "delta": 2.0,
                               "reason": "regrade request #4, ReLU was right", "who": "Ana (TA)",
@@ -164,12 +179,22 @@ def test_override_of_a_question_and_a_check_then_the_penalty(tmp_path: Path) -> 
     # The penalty is a fraction of the score after the override: 10% of 8.
     assert (bob.auto_score, bob.penalty_points, bob.score) == (6.0, 0.8, 7.2)
     assert bob.questions()["1.A"] == {"score": 4.0, "max_score": 4.0}
-    assert book.apply(bob, tmp_path / "bob") == bob  # applying again changes nothing
+    assert book.apply(bob, tmp_path / "subs" / "bob") == bob  # applying again changes nothing
     results = gradescope.results_json(bob)
     assert gradescope.validate_results(results) == []
     row = next(t for t in results["tests"] if t["name"] == "override: 1A_forward_relu")
     assert row["score"] == 2.0 and row["visibility"] == "after_published"
     assert row["output"] == "set to 2 points by Ana (TA): regrade request #4, ReLU was right"
+    from rich.console import Console
+
+    from grader.reports import class_report
+
+    console = Console(record=True, width=200)
+    class_report.print_overview(class_report.ClassReport([bob], ["1.A", "1.B"]), console)
+    text = console.export_text()
+    assert "overrides and late penalties" in text
+    assert "bob     │     +2 │ override of 1A_forward_relu by Ana (TA): regrade request #4, ReLU was right" in text
+    assert "bob     │   -0.8 │ late: due 2026-12-04T23:59:00-08:00" in text
 
 
 # -- a regrade of one student of eight, with an override on a hidden check -----------------------
@@ -238,6 +263,8 @@ def test_canvas_csv_lists_a_missing_and_an_extra_student(tmp_path: Path) -> None
             "file: add them to the roster)") in r.stderr
     result = canvas.export(list(logfile.iter_logs(grades)), canvas.read_roster(roster), column="x")
     assert (result.no_submission, result.not_on_roster) == (("carol",), ("eve",))
+    overview = grader_cli("report", str(grades))  # the report says what the gradebook did
+    assert "overrides and late penalties" not in overview.stdout
     alone = grader_cli("report", str(grades), "--canvas", str(target))
     assert alone.returncode == 3 and "--canvas and --roster go together" in alone.stderr
 
@@ -246,13 +273,7 @@ def test_canvas_csv_lists_a_missing_and_an_extra_student(tmp_path: Path) -> None
 
 @needs_chromium
 def test_browser_shows_the_penalty_and_the_override(tmp_path: Path) -> None:
-    a = assignment(tmp_path, deadline=RULE)
-    path = tmp_path / "overrides.csv"
-    path.write_text("student,target,points,reason,who\n"
-                    "bob,1A_forward_relu,2,<b>regrade</b> request,Ana (TA)\n")
-    book = Gradebook.load(a, root=tmp_path, students={"bob"}, overrides_csv=path)
-    folder = submitted_at(tmp_path / "subs" / "bob", "2026-12-06T08:00:00Z")
-    log = book.apply(log_of("bob"), folder)
+    _, log = late_bob_overridden(tmp_path, "<b>regrade</b> request", "2026-12-06T08:00:00Z")
     out = tmp_path / "grades" / "bob"
     page = feedback.write_page(log, out)
     shot = tmp_path / "feedback-penalty-override.png"  # the test's artifact
@@ -291,7 +312,12 @@ def test_gradescope_bundle_says_the_settings_the_limits_need() -> None:
 FAKE_GRADER = """#!/usr/bin/env bash
 # Stands in for grader: records what run_autograder staged, then does what $MODE says.
 if [ "$1" = run ]; then
-  cat "$2/submission/submission_metadata.json" > "$AUTOGRADER_ROOT/seen_metadata" 2>/dev/null
+  while [ $# -gt 0 ]; do
+    if [ "$1" = --submission-metadata ]; then
+      cat "$2/submission/submission_metadata.json" > "$AUTOGRADER_ROOT/seen_metadata"
+    fi
+    shift
+  done
   case "$MODE" in hang) sleep 60 ;; fail) exit 4 ;; esac
 fi
 """

@@ -24,10 +24,12 @@ class Gradebook:
     extensions: dict[str, datetime | timedelta] = field(default_factory=dict)
     overrides: list[overrides.Override] = field(default_factory=list)
     entries: list[leaderboard.Entry] = field(default_factory=list)
+    metadata_dir: Path | None = None  # <student>/submission_metadata.json, from the platform
 
     @classmethod
     def load(cls, a: Assignment, *, root: Path | None, students: set[str],
-             overrides_csv: Path | None = None, extensions_csv: Path | None = None) -> Gradebook:
+             overrides_csv: Path | None = None, extensions_csv: Path | None = None,
+             metadata_dir: Path | None = None) -> Gradebook:
         """Everything checked now: a bad line stops the run before any notebook runs."""
         return cls(
             assignment=a, rule=deadlines.rule_for(a, root),
@@ -35,12 +37,13 @@ class Gradebook:
                         if extensions_csv is not None else {}),
             overrides=(overrides.read(overrides_csv, a, students)
                        if overrides_csv is not None else []),
-            entries=leaderboard.parse(a))
+            entries=leaderboard.parse(a), metadata_dir=metadata_dir)
 
     def apply(self, log: SubmissionLog, folder: Path) -> SubmissionLog:
         submitted = penalty = None
         if self.rule is not None:
-            when, source = deadlines.submission_time(folder, self.assignment.notebook)
+            when, source = deadlines.submission_time(folder, self.assignment.notebook,
+                                                     self.metadata_dir)
             submitted = {"time": when.isoformat(), "source": source}
             penalty = deadlines.penalty(self.rule, when, self.extensions.get(log.student))
         return replace(log, submitted=submitted, penalty=penalty,

@@ -3,8 +3,8 @@ made.
 
 The rule comes from the assignment's YAML (``deadline:``) or a course file (``course.yaml`` at
 the project's root, ``deadlines: {<assignment>: {...}}``), never both. A submission's time is, in
-this order: Gradescope's ``submission_metadata.json`` (``created_at``), the student repository's
-last commit, the notebook file's modification time; the log says which. Late work is never
+this order: Gradescope's ``submission_metadata.json`` (``created_at``; from a folder the
+platform writes, ``grader run --submission-metadata``), the student repository's last commit, the notebook file's modification time; the log says which. Late work is never
 zeroed silently: the penalty is a fraction of the score, written with the rule that produced it.
 """
 
@@ -184,11 +184,16 @@ def _git_commit_time(folder: Path) -> tuple[datetime, str] | None:
     return None
 
 
-def submission_time(folder: Path, notebook: str) -> tuple[datetime, str]:
+def submission_time(folder: Path, notebook: str,
+                    metadata_dir: Path | None = None) -> tuple[datetime, str]:
     """(when, how that was found): Gradescope's metadata, else the last commit, else the file
-    time of the notebook (else of the folder)."""
-    meta = folder / METADATA_NAME
-    if meta.is_file() and not meta.is_symlink():
+    time of the notebook (else of the folder).
+
+    The metadata is read from ``metadata_dir/<student>/`` only, never from the student's own
+    folder: a file there is the student's and could say any time."""
+    meta = (metadata_dir / folder.name / METADATA_NAME if metadata_dir is not None
+            else None)
+    if meta is not None and meta.is_file() and not meta.is_symlink():
         try:
             data = json.loads(read_capped(meta, 2**20, what="submission metadata"))
             return (_when(data["created_at"], f"{meta}: created_at"),

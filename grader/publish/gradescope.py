@@ -314,14 +314,18 @@ JSON
 # Uploads arrive renamed ("hw1 (2).ipynb") or in a folder: `grader run` chooses the
 # notebook by the same rule as everywhere (submission.choose_notebook) and says so in the log.
 cp -R "$ROOT/submission/." "$STUDENT/"
-# Gradescope's own record of when this was submitted (a deadline's clock), copied over any
-# uploaded file of that name so an upload cannot choose its own time.
-rm -f "$STUDENT/submission_metadata.json"
-if [ -f "$ROOT/submission_metadata.json" ]; then cp "$ROOT/submission_metadata.json" "$STUDENT/"; fi
+# Gradescope's own record of when this was submitted (a deadline's clock), beside the upload,
+# never in it: a file the upload holds cannot choose its own time.
+META=()
+if [ -f "$ROOT/submission_metadata.json" ]; then
+  mkdir -p "$WORK/metadata/submission"
+  cp "$ROOT/submission_metadata.json" "$WORK/metadata/submission/"
+  META=(--submission-metadata "$WORK/metadata")
+fi
 DATA=()
 if [ -d "$SOURCE/data" ]; then DATA=(--data "$SOURCE/data"); fi
 # A grader that cannot run leaves no results.json (an autograder failure, not a zero).
-grader run "$WORK/submissions" --checks "$SOURCE/checks" --out "$WORK/grades" --jobs 1 "${DATA[@]}" \
+grader run "$WORK/submissions" --checks "$SOURCE/checks" --out "$WORK/grades" --jobs 1 "${DATA[@]}" "${META[@]}" \
   || { status=$?; rm -f "$ROOT/results/results.json"; exit "$status"; }
 grader gradescope-results "$WORK/grades/submission" --out "$ROOT/results/results.json"
 """

@@ -120,6 +120,14 @@ def print_overview(ov: ClassReport, console: Console) -> None:
         console.print(f"not counted: {len(ov.stale)} stale log(s) of students no longer among "
                       f"the submissions, in {logfile.STALE_DIR}/ ({', '.join(ov.stale)})",
                       markup=False)
+    adjusted = [(log.student, o) for log in ov.logs for o in _adjustments(log)]
+    if adjusted:  # the gradebook's part of the scores above (grader.gradebook), with why
+        t = Table(title="overrides and late penalties", show_header=True, title_justify="left")
+        for col in ("student", "points", "why"):
+            t.add_column(col, justify="right" if col == "points" else "left")
+        for student, (points, why) in adjusted:
+            t.add_row(Text(student), f"{points:+g}", Text(why))
+        console.print(t)
     trouble = ov.troubled()
     if trouble:
         t = Table(title="notebooks that did not run cleanly", show_header=True, title_justify="left")
@@ -128,6 +136,14 @@ def print_overview(ov: ClassReport, console: Console) -> None:
         for student, kinds, message in trouble:
             t.add_row(Text(student), ", ".join(kinds), Text(message))
         console.print(t)
+
+
+def _adjustments(log: SubmissionLog) -> list[tuple[float, str]]:
+    out = [(float(o["delta"]), f"override of {o['target']} by {o['who']}: {o['reason']}")
+           for o in log.overrides]
+    if log.penalty_points:
+        out.append((-log.penalty_points, f"late: {log.penalty['rule'] if log.penalty else ''}"))
+    return out
 
 
 def gradebook_csv(ov: ClassReport) -> str:
