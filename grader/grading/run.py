@@ -165,7 +165,6 @@ class GradingSession:
                 logfile.write_summary(self.out_dir, logfile.iter_logs(self.out_dir),
                                       [q.id for q in self.assignment.questions])
 
-
     def _apply_gradebook(self, results: list[Graded], dirs: list[Path]) -> list[Graded]:
         """Penalty, overrides and leaderboard on each log, rewritten only where they changed."""
         if self.gradebook is None:
