@@ -143,9 +143,15 @@ def main() -> None:
 @click.option("--checks", "checks_dir", type=click.Path(path_type=Path), help="A checks bundle (grader bundle) to grade with instead of reference/.")
 @click.option("--scheduler", envvar="GRADER_SCHEDULER", metavar="ADDRESS", help="Run the submissions on a Dask cluster, e.g. tcp://HOST:8786 (or $GRADER_SCHEDULER); the reference, expected values and grading stay here. Needs pip install -e '.[cluster]'; see docs/cluster.md.")
 @click.option("--allow-unconfined", is_flag=True, help="With --scheduler: also use Dask workers whose sandbox has a protection off (each is reported).")
+@click.option("--only", multiple=True, metavar="NAME", help="Regrade just this student (repeatable); the others' logs stay and the summary still lists everyone.")
+@click.option("--overrides", "overrides_csv", type=click.Path(path_type=Path), help="overrides.csv (student,target,points,reason,who) applied on top of the automatic scores (default: OUT/overrides.csv if there); docs/gradebook.md.")
+@click.option("--submission-metadata", "metadata_dir", type=click.Path(path_type=Path), help="A folder of <student>/submission_metadata.json (Gradescope's, with created_at) saying when each was submitted; never read from a student's own folder.")
+@click.option("--extensions", "extensions_csv", type=click.Path(path_type=Path), help="Per-student extensions (student,until or student,days) to the assignment's deadline (default: OUT/extensions.csv if there).")
 def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int,
         threads: int | None, force: bool, data_dir: Path | None, root: Path | None,
-        checks_dir: Path | None, scheduler: str | None, allow_unconfined: bool) -> None:
+        checks_dir: Path | None, scheduler: str | None, allow_unconfined: bool,
+        only: tuple[str, ...] = (), overrides_csv: Path | None = None,
+        extensions_csv: Path | None = None, metadata_dir: Path | None = None) -> None:
     """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
 
     Writes <out>/<student>/submission_log.json and <out>/summary.csv.
@@ -168,12 +174,20 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
         project = _need_root(root)
         a = _choose_assignment(project, dirs, assignment)
     out_dir = out_dir or submissions.resolve().parent / "grades"
+    book = _gradebook(a, project, dirs, out_dir, overrides_csv, extensions_csv, metadata_dir)
+    everyone = dirs
+    if only:
+        unknown = sorted(set(only) - {d.name for d in dirs})
+        if unknown:
+            raise InputError(f"--only {', '.join(unknown)}: no such student folder in {submissions}/")
+        dirs = [d for d in dirs if d.name in only]
+        force = True  # a regrade: their logs are made again even if up to date
     written: list[str] = []
     try:
         with interrupts.terminate_raises(), GradingSession(
                 root=project, assignment=a, out_dir=out_dir, force=force, data_dir=data_dir,
                 console=console, checks_dir=checks_dir, jobs=jobs, scheduler=scheduler,
-                allow_unconfined=allow_unconfined,
+                allow_unconfined=allow_unconfined, gradebook=book,
                 threads=threads or 1) as session:
             previous = {d.name: logfile.read_in(out_dir, d.name) for d in dirs}
             with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
@@ -188,7 +202,7 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                     n = progress.tasks[0].completed
                     progress.update(task, rate=f"{n / max(time.perf_counter() - t0, 1e-9):.1f}/s")
 
-                results = session.grade(dirs, jobs=jobs, on_done=done)
+                results = session.grade(dirs, jobs=jobs, on_done=done, present=everyone)
     except (KeyboardInterrupt, interrupts.Terminated) as exc:
         click.echo(f"grader: interrupted: {len(written)} of {len(dirs)} submissions have an "
                    f"up-to-date log in {out_dir}/; run the same command again to grade the rest",
@@ -200,6 +214,27 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                    f"{submissions}/ ({', '.join(session.stale)}): "
                    f"{out_dir / logfile.STALE_DIR}/, not counted")
     _summary(results, previous, time.perf_counter() - started, out_dir)
+
+
+def _gradebook(a: spec.Assignment, project: Path, dirs: list[Path], out_dir: Path,
+               overrides_csv: Path | None, extensions_csv: Path | None,
+               metadata_dir: Path | None = None) -> Any:
+    """The run's gradebook (grader.gradebook), every file checked before grading starts."""
+    from grader.gradebook.apply import Gradebook
+    from grader.gradebook.deadlines import EXTENSIONS_NAME
+    from grader.gradebook.overrides import OVERRIDES_NAME
+
+    def chosen(given: Path | None, default: Path, option: str) -> Path | None:
+        if given is not None and not given.is_file():
+            raise InputError(f"{option} {given}: no such file")
+        return given or (default if default.is_file() else None)
+
+    return Gradebook.load(a, root=project, students={d.name for d in dirs},
+                          overrides_csv=chosen(overrides_csv, out_dir / OVERRIDES_NAME,
+                                               "--overrides"),
+                          extensions_csv=chosen(extensions_csv, out_dir / EXTENSIONS_NAME,
+                                                "--extensions"),
+                          metadata_dir=metadata_dir)
 
 
 def _summary(results: list[Graded], previous: dict[str, logfile.SubmissionLog | None],
@@ -322,7 +357,15 @@ def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | 
 @click.argument("grades", type=click.Path(path_type=Path))
 @click.option("--csv", "csv_file", type=click.Path(path_type=Path), help="Write a gradebook CSV (student, score, max_score, per question) here.")
 @click.option("--markdown", is_flag=True, help="Print a markdown table instead (for a CI job summary).")
-def report_cmd(grades: Path, csv_file: Path | None, markdown: bool) -> None:
+@click.option("--leaderboard", "leaderboard_file", type=click.Path(path_type=Path), help="Write the leaderboard page (the assignment's measured metrics, ranks only or --pseudonyms) here.")
+@click.option("--pseudonyms", type=click.Path(path_type=Path), help="With --leaderboard: a CSV student,pseudonym of names students chose to be shown as.")
+@click.option("--canvas", "canvas_file", type=click.Path(path_type=Path), help="Write Canvas's gradebook import CSV here (needs --roster).")
+@click.option("--roster", type=click.Path(path_type=Path), help="With --canvas: a CSV student,id[,name,sis_user_id,sis_login_id,section] keying students to Canvas IDs.")
+@click.option("--canvas-column", help="With --canvas: the assignment's column as Canvas names it, e.g. 'HW3 (123456)' (default: the assignment's name).")
+def report_cmd(grades: Path, csv_file: Path | None, markdown: bool,
+               leaderboard_file: Path | None = None, pseudonyms: Path | None = None,
+               canvas_file: Path | None = None, roster: Path | None = None,
+               canvas_column: str | None = None) -> None:
     """Class overview of GRADES/<student>/submission_log.json: distribution, failed checks, errors.
 
     Reads the logs only; nothing is graded again.
@@ -344,6 +387,9 @@ def report_cmd(grades: Path, csv_file: Path | None, markdown: bool) -> None:
         except OSError as exc:
             raise InputError(f"--csv {csv_file}: cannot write it ({exc.strerror or exc})") from None
         console.print(f"wrote {csv_file}", markup=False, highlight=False)
+    class_report.write_gradebook_exports(
+        ov, console, leaderboard_file=leaderboard_file, pseudonyms=pseudonyms,
+        canvas_file=canvas_file, roster=roster, canvas_column=canvas_column)
 
 
 @main.command("gradescope-results")
@@ -386,9 +432,13 @@ def gradescope_bundle(assignment: str, out_zip: Path, data_dir: Path | None,
 
     project = _need_root(root)
     a = spec.find(project, assignment)
+    from grader.publish.gradescope_settings import settings
+
     content = gradescope.build_zip(a, root=project, data_dir=data_dir)
     atomic_write(out_zip, content)
     click.echo(f"wrote {out_zip} ({len(content) // 1024} KiB)")
+    for line in settings(a):  # what Gradescope's defaults would not give it
+        click.echo(line)
 
 
 # -- similarity ----------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from grader.spec import Assignment
 COURSE_FILE = "course.yaml"
 DEFAULT_PACKAGE = "grader-checks"
 _KEYS = ("name", "version", "title")
+# Read by the gradebook (grader.gradebook.deadlines), not here: a mapping of assignment names.
+_OTHER_KEYS = ("deadlines",)
 # A distribution name and a version pip accepts, and nothing that could ride into a file name.
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+)*([a-z]+[0-9]*)?$")
@@ -63,10 +65,10 @@ def load(root: Path) -> Course:
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: top level: expected a mapping")
     for key in raw:
-        if key not in _KEYS:
+        if key not in _KEYS + _OTHER_KEYS:
             from grader.spec_schema import unknown_key
 
-            raise SpecError(f"{path}: {key}: {unknown_key(str(key), _KEYS)}")
+            raise SpecError(f"{path}: {key}: {unknown_key(str(key), _KEYS + _OTHER_KEYS)}")
     values = {k: str(raw[k]) for k in _KEYS if k in raw}
     if not _NAME.match(values.get("name", DEFAULT_PACKAGE)):
         raise SpecError(f"{path}: name: expected a package name such as 'my-course-checks', "

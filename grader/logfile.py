@@ -54,14 +54,18 @@ class CheckResult:
     hint: str = ""
     optional: bool = False  # extra credit: its max_score is not part of the total's
     detail: str = ""
+    # What the grader measured, e.g. {"accuracy": 0.79} on held-out inputs (the leaderboard's).
+    measured: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "question": self.question, "score": self.score,
-               "max_score": self.max_score, "passed": self.passed,
-               "visibility": self.visibility, "message": self.message, "hint": self.hint,
-               "optional": self.optional}
+        out: dict[str, Any] = {
+            "name": self.name, "question": self.question, "score": self.score,
+            "max_score": self.max_score, "passed": self.passed, "visibility": self.visibility,
+            "message": self.message, "hint": self.hint, "optional": self.optional}
         if self.detail:  # only hidden checks that failed have one
             out["detail"] = self.detail
+        if self.measured is not None:
+            out["measured"] = dict(self.measured)
         return out
 
     @classmethod
@@ -70,7 +74,9 @@ class CheckResult:
                    visibility=str(d.get("visibility", "visible")), score=float(d["score"]),
                    max_score=float(d["max_score"]), passed=bool(d["passed"]),
                    message=str(d.get("message", "")), hint=str(d.get("hint", "")),
-                   optional=bool(d.get("optional", False)), detail=str(d.get("detail", "")))
+                   optional=bool(d.get("optional", False)), detail=str(d.get("detail", "")),
+                   measured=({str(k): float(v) for k, v in d["measured"].items()}
+                             if isinstance(d.get("measured"), dict) else None))
 
 
 def code_fingerprint() -> str:
@@ -115,10 +121,32 @@ class SubmissionLog:
     cache_key: str = ""
     records: dict[str, Any] | None = None  # what the notebook reported of itself (no points)
     versions: dict[str, str] = field(default_factory=versions)
+    # The gradebook's part (grader.gradebook), applied on top of the checks' automatic scores:
+    # when it was submitted and how that was found ({"time", "source"}), the late penalty
+    # ({"fraction", "rule", ...}), the instructor's overrides ({"target", "question", "points",
+    # "delta", "reason", "who"}), and the leaderboard entries ({"name", "value", "order"}).
+    submitted: dict[str, Any] | None = None
+    penalty: dict[str, Any] | None = None
+    overrides: tuple[dict[str, Any], ...] = ()
+    leaderboard: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def auto_score(self) -> float:
+        """The checks' points alone, before overrides and penalty."""
+        return _round(sum(c.score for c in self.checks))
+
+    @property
+    def penalty_points(self) -> float:
+        """The late penalty, a fraction of the score after overrides (never below zero)."""
+        if not self.penalty:
+            return 0.0
+        before = self.auto_score + sum(float(o["delta"]) for o in self.overrides)
+        return _round(float(self.penalty["fraction"]) * max(before, 0.0))
 
     @property
     def score(self) -> float:
-        return _round(sum(c.score for c in self.checks))
+        return _round(self.auto_score + sum(float(o["delta"]) for o in self.overrides)
+                      - self.penalty_points)
 
     @property
     def max_score(self) -> float:
@@ -140,6 +168,9 @@ class SubmissionLog:
             q["score"] = _round(q["score"] + c.score)
             if not c.optional:
                 q["max_score"] = _round(q["max_score"] + c.max_score)
+        for o in self.overrides:  # an override counts in its question (the penalty in none)
+            q = out.setdefault(str(o["question"]), {"score": 0.0, "max_score": 0.0})
+            q["score"] = _round(q["score"] + float(o["delta"]))
         return out
 
     def without_timings(self) -> SubmissionLog:
@@ -166,6 +197,16 @@ class SubmissionLog:
         }
         if self.records is not None:
             out["records"] = self.records
+        if self.submitted is not None:
+            out["submitted"] = dict(self.submitted)
+        if self.penalty is not None:
+            out["penalty"] = {**self.penalty, "points": self.penalty_points}
+        if self.overrides:
+            out["overrides"] = [dict(o) for o in self.overrides]
+        if self.submitted is not None or self.penalty is not None or self.overrides:
+            out["auto_score"] = self.auto_score
+        if self.leaderboard:
+            out["leaderboard"] = [dict(e) for e in self.leaderboard]
         return out
 
     def to_json(self) -> str:
@@ -187,7 +228,12 @@ class SubmissionLog:
             protections={str(k): str(v) for k, v in (sandbox.get("protections") or {}).items()},
             cache_key=str(d.get("cache_key", "")),
             records=dict(d["records"]) if isinstance(d.get("records"), dict) else None,
-            versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()})
+            versions={str(k): str(v) for k, v in (d.get("versions") or {}).items()},
+            submitted=dict(d["submitted"]) if isinstance(d.get("submitted"), dict) else None,
+            penalty=({k: v for k, v in d["penalty"].items() if k != "points"}
+                     if isinstance(d.get("penalty"), dict) else None),
+            overrides=tuple(dict(o) for o in d.get("overrides", [])),
+            leaderboard=tuple(dict(e) for e in d.get("leaderboard", [])))
 
 
 
@@ -254,12 +300,22 @@ def set_aside_stale(out_dir: Path, students: Iterable[str]) -> list[str]:
 def write_summary(out_dir: Path, logs: Iterable[SubmissionLog], questions: list[str]) -> Path:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["student", "score", "max_score", *questions, "errors"])
-    for log in sorted(logs, key=lambda d: d.student):
+    logs = sorted(logs, key=lambda d: d.student)
+    # score is after overrides and penalty; when the gradebook did anything (a deadline, an
+    # override), four more columns say what made it so.
+    book = any(log.submitted is not None or log.overrides for log in logs)
+    writer.writerow(["student", "score", "max_score", *questions, "errors",
+                     *(("auto_score", "penalty", "overrides", "submitted") if book else ())])
+    for log in logs:
         per_q = log.questions()
+        gradebook = [log.auto_score, log.penalty_points,
+                     "; ".join(f"{o['target']}: {o['points']:g} ({o['reason']})"
+                               for o in log.overrides),
+                     (log.submitted or {}).get("time", "")]
         writer.writerow([log.student, log.score, log.max_score,
                          *(per_q.get(q, {}).get("score", 0) for q in questions),
-                         "; ".join(str(e.get("message", "")) for e in log.errors)])
+                         "; ".join(str(e.get("message", "")) for e in log.errors),
+                         *(gradebook if book else ())])
     path = out_dir / SUMMARY_NAME
     atomic_write_text(path, buf.getvalue())
     return path

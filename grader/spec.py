@@ -145,6 +145,10 @@ class Assignment:
     preload: tuple[str, ...] = ()
     # A script the warm worker runs once before serving (e.g. to warm a library's caches).
     warmup_path: Path | None = None
+    # The gradebook's keys, as written; grader.gradebook checks their content
+    # (deadlines.DEADLINE_SHAPE, leaderboard.LEADERBOARD_SHAPE) before a run grades anything.
+    deadline: dict[str, Any] | None = None
+    leaderboard: tuple[dict[str, Any], ...] = ()
 
     @property
     def max_score(self) -> float:
@@ -288,9 +292,14 @@ def load(directory: Path) -> Assignment:
             raise r.fail("warmup", f"{warmup_path} does not exist")
     elif (directory / "warmup.py").is_file():
         warmup_path = directory / "warmup.py"
+    leaderboard = r.get(raw, "leaderboard", "", list, [])
+    for i, entry in enumerate(leaderboard):
+        if not isinstance(entry, dict):
+            raise r.fail(f"leaderboard[{i}]", "expected a mapping")
     if structure:  # what the schema finds and the checks above did not
         raise r.fail(*structure[0])
     return Assignment(
+        deadline=r.get(raw, "deadline", "", dict, None), leaderboard=tuple(leaderboard),
         requirements=requirements, preload=preload, warmup_path=warmup_path,
         records=tuple(records),
         name=name, title=r.get(raw, "title", "", str, name),

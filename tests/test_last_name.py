@@ -12,7 +12,11 @@ import pytest
 
 from grader import datasets, spec
 from grader.submission import student_dirs
+from grader.gradebook import leaderboard
+from grader.gradebook.apply import Gradebook
 from grader.grading.run import GradingSession
+from grader.logfile import SubmissionLog
+from grader.publish import gradescope
 from tests.conftest import NAMES_DATA, ROOT
 
 pytestmark = pytest.mark.slow
@@ -30,9 +34,11 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # A shorter cell limit than the assignment's keeps slow_training's wait short; the others'
     # training takes 10-15 s of CPU.
     a = dataclasses.replace(spec.find(ROOT, "rnn_last_name"), cell_seconds=30)
+    dirs = student_dirs(submissions)
+    book = Gradebook.load(a, root=ROOT, students={d.name for d in dirs})  # its leaderboard
     with GradingSession(root=ROOT, assignment=a, out_dir=base / "grades", data_dir=NAMES_DATA,
-                        jobs=2) as s:
-        results = s.grade(student_dirs(submissions), jobs=2)
+                        jobs=2, gradebook=book) as s:
+        results = s.grade(dirs, jobs=2)
     return {r.log.student: r.log.as_dict() for r in results}
 
 
@@ -135,3 +141,25 @@ def test_the_log_carries_what_the_course_notebook_recorded(graded: dict[str, Any
     assert "def forward(self, x, last_pos)" in record["source"]["forward"]
     assert record["parameters"]["embedding.weight"] == [58, record["hparams"]["hidden_size"]]
     assert record["hparams"]["optimizer_class"] == "Adam"
+
+
+def test_the_leaderboard_is_the_held_out_accuracies_of_the_logs(graded: dict[str, Any]) -> None:
+    """Each log's leaderboard value is the accuracy its 2C message reports; the page ranks them."""
+    measured = {}
+    for student, log in graded.items():
+        message = checks(log)["2C_heldout_accuracy"]["message"]
+        found = re.match(r"held-out accuracy (\d+\.\d)% on 1779 names", message)
+        if found is None:  # no accuracy measured: nothing on the board
+            assert "leaderboard" not in log, student
+            continue
+        [entry] = log["leaderboard"]
+        assert entry["name"] == "Held-out accuracy" and entry["order"] == "desc"
+        assert f"{entry['value']:.1%}" == f"{found.group(1)}%"
+        measured[student] = entry["value"]
+        results = gradescope.results_json(SubmissionLog.from_dict(log))
+        assert results["leaderboard"] == log["leaderboard"]
+        assert gradescope.validate_results(results) == []
+    assert {"reference", "full_marks_lstm_not_implemented"} <= set(measured)
+    logs = [SubmissionLog.from_dict(log) for log in graded.values()]
+    _, rows = leaderboard.ranking(logs)
+    assert [student for _, student, _ in rows] == sorted(measured, key=lambda s: (-measured[s], s))

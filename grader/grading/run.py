@@ -26,6 +26,7 @@ from grader.grading.plan import GradingPlan, limits_for, warm_up_for
 from grader.spec import Assignment
 
 if TYPE_CHECKING:  # not at run time: these load libc (sandbox) and Dask (cluster)
+    from grader.gradebook.apply import Gradebook
     from grader.sandbox.cluster import ClusterExecutor
     from grader.sandbox.local import Worker
 
@@ -37,7 +38,8 @@ class GradingSession:
                  force: bool = False, data_dir: Path | None = None,
                  console: Console | None = None, checks_dir: Path | None = None,
                  jobs: int = 1, scheduler: str | None = None,
-                 allow_unconfined: bool = False, threads: int = 1, write: bool = True) -> None:
+                 allow_unconfined: bool = False, threads: int = 1, write: bool = True,
+                 gradebook: Gradebook | None = None) -> None:
         """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``.
 
         With ``scheduler`` (a Dask address) submissions run on that cluster; the reference, the
@@ -64,6 +66,8 @@ class GradingSession:
         self.worker_stats: list[dict[str, int]] = []
         self.stale: list[str] = []  # students whose logs were set aside
         self._lock = OutputLock(out_dir)  # one run per output folder (grading.lock)
+        # Deadlines, overrides, leaderboard (grader.gradebook): applied to every log graded.
+        self.gradebook = gradebook
 
     def __enter__(self) -> GradingSession:
         if self.write:  # first: a second run on this folder stops before it starts anything
@@ -139,7 +143,10 @@ class GradingSession:
             self._lock.release()
 
     def grade(self, dirs: list[Path], *, jobs: int,
-              on_done: Callable[[Graded], None] = lambda r: None) -> list[Graded]:
+              on_done: Callable[[Graded], None] = lambda r: None,
+              present: list[Path] | None = None) -> list[Graded]:
+        """Grade ``dirs``; ``present`` (default ``dirs``) are all the class's folders, so a
+        regrade of a few (``--only``) sets no other student's log aside."""
         if self.ctx is None:
             raise RuntimeError("use GradingSession as a context manager")
         if self._cluster is not None:  # as many in flight as the cluster has sandboxes
@@ -153,15 +160,30 @@ class GradingSession:
             on_done(result)
 
         if self.write:
-            self.stale = logfile.set_aside_stale(self.out_dir, [d.name for d in dirs])
+            self.stale = logfile.set_aside_stale(self.out_dir,
+                                                 [d.name for d in (present or dirs)])
         executor: Executor | None = self._cluster or self._worker
         try:
-            return run_parallel(self.ctx, dirs, jobs=jobs, on_done=done, executor=executor,
-                                worker_stats=self.worker_stats)
+            results = run_parallel(self.ctx, dirs, jobs=jobs, on_done=done, executor=executor,
+                                   worker_stats=self.worker_stats)
+            return self._apply_gradebook(results, dirs)
         finally:  # interrupted too: the summary describes every log there is
             if self.write:
                 logfile.write_summary(self.out_dir, logfile.iter_logs(self.out_dir),
                                       [q.id for q in self.assignment.questions])
+
+    def _apply_gradebook(self, results: list[Graded], dirs: list[Path]) -> list[Graded]:
+        """Penalty, overrides and leaderboard on each log, rewritten only where they changed."""
+        if self.gradebook is None:
+            return results
+        folders = {d.name: d for d in dirs}
+        out = []
+        for r in results:
+            log = self.gradebook.apply(r.log, folders[r.log.student])
+            if log != r.log and self.write:
+                logfile.write_in(self.out_dir, log)
+            out.append(Graded(log, reused=r.reused))
+        return out
 
 
 def warn_protections(protections: Protections, console: Console) -> None:

@@ -50,10 +50,15 @@ def grade(*, assignment: Assignment, execution: Execution | None,
     them."""
     results = []
     for check in assignment.checks:
+        measured: dict[str, float] | None = None
         if execution is None:
             passed, score, message = False, 0.0, unavailable or "the notebook could not be run"
         else:
-            passed, score, message = _one(check, execution, expected, truth or {}, cells)
+            measured_out: dict[str, float] = {}
+            passed, score, message = _one(check, execution, expected, truth or {}, cells,
+                                          measured_out)
+            # What the grader itself measured (held-out accuracy): a leaderboard reads it.
+            measured = measured_out or None
         detail = ""
         if check.visibility == "hidden":
             # The student reads only that it failed; the instructor's log keeps why.
@@ -64,7 +69,8 @@ def grade(*, assignment: Assignment, execution: Execution | None,
         else:
             hint = "" if passed else check.hint
         results.append(CheckResult(check.name, check.question, check.visibility, score,
-                                   check.points, passed, message, hint, check.optional, detail))
+                                   check.points, passed, message, hint, check.optional, detail,
+                                   measured))
     return tuple(results)
 
 
@@ -75,7 +81,8 @@ def _label(cells: Sequence[str | None], index: int) -> str:
 
 
 def _one(check: Check, execution: Execution, expected: dict[str, Any],
-         truth: dict[str, Any], cells: Sequence[str | None] = ()) -> tuple[bool, float, str]:
+         truth: dict[str, Any], cells: Sequence[str | None] = (),
+         measured: dict[str, float] | None = None) -> tuple[bool, float, str]:
     if check.requires_complete and not execution.complete:
         stopped = next(c for c in execution.cells if c.status not in ("ok", "error"))
         why = stopped.error["evalue"] if stopped.error else stopped.status
@@ -87,7 +94,7 @@ def _one(check: Check, execution: Execution, expected: dict[str, Any],
     if not answer.ok:
         return False, 0.0, _failure(answer, execution, cells, check.question)
     if check.kind == "accuracy":
-        return _accuracy(check, answer.value, truth.get(check.request_key))
+        return _accuracy(check, answer.value, truth.get(check.request_key), measured)
     return _compare(check, answer.value, expected[check.request_key])
 
 
@@ -109,7 +116,8 @@ def _compare(check: Check, got: Any, want: Any) -> tuple[bool, float, str]:
     return True, check.points, "passed"
 
 
-def _accuracy(check: Check, got: Any, truth: HeldOut | None) -> tuple[bool, float, str]:
+def _accuracy(check: Check, got: Any, truth: HeldOut | None,
+              measured: dict[str, float] | None = None) -> tuple[bool, float, str]:
     if truth is None:
         return False, 0.0, "no held-out labels were available to score accuracy"
     predictions = got.get("predictions") if isinstance(got, dict) else None
@@ -129,6 +137,8 @@ def _accuracy(check: Check, got: Any, truth: HeldOut | None) -> tuple[bool, floa
     if predictions.dtype.kind not in "iub":
         return False, 0.0, f"predictions: expected integer class indices, got {predictions.dtype}"
     accuracy = float((predictions.astype(np.int64) == labels).mean()) if labels.size else 0.0
+    if measured is not None:
+        measured["accuracy"] = round(accuracy, 6)
     zero_at, full_at = check.accuracy
     score = accuracy_points(accuracy, zero_at=zero_at, full_at=full_at, points=check.points)
     message = (f"held-out accuracy {accuracy:.1%} on {labels.size} {truth.items}: {score:g} of "

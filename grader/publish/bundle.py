@@ -102,6 +102,8 @@ def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, executor
 def visible_spec(raw: dict[str, object]) -> dict[str, object]:
     """The YAML a student may see: visible checks only, no accuracy check."""
     checks = raw.get("checks")
+    # The leaderboard ranks by accuracy checks, which students do not get (grader.gradebook).
+    raw = {k: v for k, v in raw.items() if k != "leaderboard"}
     return {**raw, "checks": [c for c in (checks if isinstance(checks, list) else [])
                               if isinstance(c, dict)
                               and spec.shipped_to_students(c.get("visibility"), c.get("kind"))]}

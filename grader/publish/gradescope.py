@@ -89,6 +89,7 @@ def results_json(entry: SubmissionLog) -> dict[str, Any]:
         tests.insert(0, {"name": "notebook runs without errors", "number": "0.1", "score": 0.0,
                          "max_score": 0.0, "status": "failed", "output": "\n".join(errors),
                          "tags": ["notebook"], "visibility": "visible"})
+    tests += _gradebook_rows(log)
     score = float(log.get("score", 0.0))
     visible = [c for c in log.get("checks", []) if c.get("visibility") != "hidden"]
     hidden = len(log.get("checks", [])) - len(visible)
@@ -111,8 +112,12 @@ def results_json(entry: SubmissionLog) -> dict[str, Any]:
     elif errors:
         lines.append(f"Your notebook did not run cleanly ({len(errors)} error(s)); "
                      "see 'notebook runs without errors' below.")
+    if log.get("penalty"):
+        lines.append(f"Late: {log['penalty']['rule']}.")
     seconds = float(log.get("timings", {}).get("total_seconds", 0.0))
+    board = {"leaderboard": list(log["leaderboard"])} if log.get("leaderboard") else {}
     return {
+        **board,
         "score": score,
         "execution_time": int(math.ceil(seconds)) if math.isfinite(seconds) else 0,
         "output": "\n".join(lines),
@@ -122,6 +127,27 @@ def results_json(entry: SubmissionLog) -> dict[str, Any]:
         "stdout_visibility": "hidden",
         "tests": tests,
     }
+
+
+def _gradebook_rows(log: dict[str, Any]) -> list[dict[str, Any]]:
+    """An override and the late penalty as rows of 0 max points, each with its reason or rule;
+    the top-level score already counts them. An override of a hidden check is shown when its
+    check is (once grades are published)."""
+    hidden = {c["name"] for c in log.get("checks", []) if c.get("visibility") == "hidden"}
+    rows = []
+    for o in log.get("overrides", []):
+        rows.append({"name": f"override: {o['target']}", "number": f"{o['question']}.override",
+                     "score": float(o["delta"]), "max_score": 0.0,
+                     "output": f"set to {_g(float(o['points']))} points by {o['who']}: "
+                               f"{o['reason']}",
+                     "tags": [str(o["question"]), "override"],
+                     "visibility": "after_published" if o["target"] in hidden else "visible"})
+    penalty = log.get("penalty")
+    if penalty and float(penalty.get("points", 0)) > 0:
+        rows.append({"name": "late penalty", "number": "late", "max_score": 0.0,
+                     "score": -float(penalty["points"]), "output": str(penalty["rule"]),
+                     "tags": ["late"], "visibility": "visible"})
+    return rows
 
 
 def _is_number(x: Any) -> bool:
@@ -151,6 +177,8 @@ def validate_results(d: Any) -> list[str]:
             problems.append(f"'{key}' must be one of {', '.join(VISIBILITIES)}, not {d[key]!r}")
     if "extra_data" in d and not isinstance(d["extra_data"], dict):
         problems.append("'extra_data' must be an object")
+    if "leaderboard" in d:
+        problems += _leaderboard_problems(d["leaderboard"])
     if tests is None:
         return problems
     if not isinstance(tests, list):
@@ -181,6 +209,20 @@ def validate_results(d: Any) -> list[str]:
         if "output_format" in t and t["output_format"] not in OUTPUT_FORMATS:
             problems.append(f"{where}.output_format must be one of {', '.join(OUTPUT_FORMATS)}")
     return problems
+
+
+def _leaderboard_problems(board: Any) -> list[str]:
+    """Against the documented shape (gradebook.leaderboard.GRADESCOPE_LEADERBOARD)."""
+    import jsonschema
+
+    from grader.gradebook.leaderboard import GRADESCOPE_LEADERBOARD
+
+    def where(path: Any) -> str:
+        return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+
+    validator = jsonschema.Draft202012Validator(GRADESCOPE_LEADERBOARD)
+    return [f"leaderboard{where(e.absolute_path)}: {e.message}"
+            for e in validator.iter_errors(board)]
 
 
 # -- the autograder zip -----------------------------------------------------------------------
@@ -263,13 +305,28 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 STUDENT="$WORK/submissions/submission"
 mkdir -p "$STUDENT" "$ROOT/results"
+# Written first and replaced when grading ends: a platform timeout or kill leaves this message
+# (and the settings to change), never a silent zero.
+cat > "$ROOT/results/results.json" <<'JSON'
+{"score": 0.0, "output": "The autograder was stopped before grading finished (Gradescope's timeout or memory limit). Your instructor can raise them in the assignment's Autograder Settings, as `grader gradescope-bundle` prints.", "output_format": "text", "visibility": "visible", "tests": []}
+JSON
 # -R copies links as links: `grader run` refuses them, never reading a file they point at.
 # Uploads arrive renamed ("hw1 (2).ipynb") or in a folder: `grader run` chooses the
 # notebook by the same rule as everywhere (submission.choose_notebook) and says so in the log.
 cp -R "$ROOT/submission/." "$STUDENT/"
+# Gradescope's own record of when this was submitted (a deadline's clock), beside the upload,
+# never in it: a file the upload holds cannot choose its own time.
+META=()
+if [ -f "$ROOT/submission_metadata.json" ]; then
+  mkdir -p "$WORK/metadata/submission"
+  cp "$ROOT/submission_metadata.json" "$WORK/metadata/submission/"
+  META=(--submission-metadata "$WORK/metadata")
+fi
 DATA=()
 if [ -d "$SOURCE/data" ]; then DATA=(--data "$SOURCE/data"); fi
-grader run "$WORK/submissions" --checks "$SOURCE/checks" --out "$WORK/grades" --jobs 1 "${DATA[@]}"
+# A grader that cannot run leaves no results.json (an autograder failure, not a zero).
+grader run "$WORK/submissions" --checks "$SOURCE/checks" --out "$WORK/grades" --jobs 1 "${DATA[@]}" "${META[@]}" \
+  || { status=$?; rm -f "$ROOT/results/results.json"; exit "$status"; }
 grader gradescope-results "$WORK/grades/submission" --out "$ROOT/results/results.json"
 """
 

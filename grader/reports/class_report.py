@@ -133,6 +133,14 @@ def print_overview(ov: ClassReport, console: Console) -> None:
             console.print(f"  {student}, {name}:", markup=False, highlight=False)
             for line in detail.splitlines():
                 console.print(f"    {line}", markup=False, highlight=False)
+    adjusted = [(log.student, o) for log in ov.logs for o in _adjustments(log)]
+    if adjusted:  # the gradebook's part of the scores above (grader.gradebook), with why
+        t = Table(title="overrides and late penalties", show_header=True, title_justify="left")
+        for col in ("student", "points", "why"):
+            t.add_column(col, justify="right" if col == "points" else "left")
+        for student, (points, why) in adjusted:
+            t.add_row(Text(student), f"{points:+g}", Text(why))
+        console.print(t)
     trouble = ov.troubled()
     if trouble:
         t = Table(title="notebooks that did not run cleanly", show_header=True, title_justify="left")
@@ -141,6 +149,14 @@ def print_overview(ov: ClassReport, console: Console) -> None:
         for student, kinds, message in trouble:
             t.add_row(Text(student), ", ".join(kinds), Text(message))
         console.print(t)
+
+
+def _adjustments(log: SubmissionLog) -> list[tuple[float, str]]:
+    out = [(float(o["delta"]), f"override of {o['target']} by {o['who']}: {o['reason']}")
+           for o in log.overrides]
+    if log.penalty_points:
+        out.append((-log.penalty_points, f"late: {log.penalty['rule'] if log.penalty else ''}"))
+    return out
 
 
 def gradebook_csv(ov: ClassReport) -> str:
@@ -172,3 +188,38 @@ def markdown(ov: ClassReport) -> str:
         lines += ["", "| most failed check | question | failed |", "|---|---|---|"]
         lines += [f"| {md(name)} | {md(q)} | {k} / {n} |" for q, name, k in failed[:10]]
     return "\n".join(lines) + "\n"
+
+
+def write_gradebook_exports(ov: ClassReport, console: Console, *, leaderboard_file: Path | None,
+                            pseudonyms: Path | None, canvas_file: Path | None,
+                            roster: Path | None, canvas_column: str | None) -> None:
+    """``--leaderboard`` and ``--canvas`` (grader.gradebook): pages and files from the logs."""
+    from grader.files import atomic_write_text
+    from grader.gradebook import canvas, leaderboard
+
+    if (canvas_file is None) != (roster is None):
+        raise InputError("--canvas and --roster go together (the roster keys students to IDs)")
+    if pseudonyms is not None and leaderboard_file is None:
+        raise InputError("--pseudonyms needs --leaderboard")
+    for path, option in ((leaderboard_file, "--leaderboard"), (canvas_file, "--canvas")):
+        if path is not None and not path.parent.is_dir():
+            raise InputError(f"{option} {path}: folder {path.parent} does not exist")
+    if leaderboard_file is not None:
+        names = leaderboard.read_pseudonyms(pseudonyms) if pseudonyms is not None else None
+        if not any(log.leaderboard for log in ov.logs):
+            raise InputError("no log has leaderboard values (does the assignment declare "
+                             "leaderboard: entries? run grader run again to add them)")
+        atomic_write_text(leaderboard_file, leaderboard.page(ov.logs, pseudonyms=names))
+        console.print(f"wrote {leaderboard_file}", markup=False, highlight=False)
+    if canvas_file is not None and roster is not None:
+        result = canvas.export(ov.logs, canvas.read_roster(roster),
+                               column=canvas_column or ov.logs[0].assignment)
+        atomic_write_text(canvas_file, result.csv)
+        for student in result.no_submission:
+            console.print(f"roster mismatch: {student} is on {roster} but has no submission "
+                          "(row kept, cell empty)", markup=False, highlight=False)
+        for student in result.not_on_roster:
+            console.print(f"roster mismatch: {student} has a submission but is not on {roster} "
+                          "(not in the Canvas file: add them to the roster)", markup=False,
+                          highlight=False)
+        console.print(f"wrote {canvas_file}", markup=False, highlight=False)

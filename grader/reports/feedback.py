@@ -88,11 +88,14 @@ def figures(log: dict[str, Any], log_dir: Path) -> list[tuple[int, str, bytes]]:
     return found
 
 
-def _check_html(c: dict[str, Any]) -> str:
+def _check_html(c: dict[str, Any], overridden: dict[str, float] | None = None) -> str:
     passed = bool(c.get("passed"))
     badge = '<span class="badge pass">PASS</span>' if passed else '<span class="badge fail">FAIL</span>'
     hidden = c.get("visibility") == "hidden"
     tag = '<span class="tag" title="runs on inputs you have not seen">hidden</span>' if hidden else ""
+    if overridden and c["name"] in overridden:  # the reason is in the adjustments above
+        tag += (f'<span class="tag" title="see the override above">overridden: '
+                f'{_num(overridden[c["name"]])} points</span>')
     parts = [f'<div class="check" id="check-{escape(str(c["name"]))}"><header>{badge}'
              f'<code>{escape(str(c["name"]))}</code>{tag}'
              f'<span class="pts">{_num(c["score"])} / {_num(c["max_score"])} points</span></header>']
@@ -108,6 +111,27 @@ def _check_html(c: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _adjustments_html(log: dict[str, Any]) -> list[str]:
+    """The instructor's overrides and the late penalty, each with its reason or rule
+    (grader.gradebook); the score above already counts them."""
+    items = []
+    for o in log.get("overrides", []):
+        items.append(f'<li class="override"><b>Override</b> of <code>{escape(str(o["target"]))}'
+                     f'</code>: {_num(o["points"])} points instead of {_num(o["auto"])} '
+                     f'({escape(str(o["who"]))}: {escape(str(o["reason"]))})</li>')
+    penalty = log.get("penalty")
+    if penalty:
+        items.append(f'<li class="penalty"><b>Late penalty</b>: -{_num(penalty["points"])} '
+                     f'points ({escape(str(penalty["rule"]))})</li>')
+    if not items:
+        return []
+    submitted = log.get("submitted") or {}
+    when = (f'<p class="sub">submitted {escape(str(submitted["time"]))} (from '
+            f'{escape(str(submitted["source"]))})</p>' if submitted else "")
+    return [f'<div class="note" id="adjustments"><p>{_num(log.get("auto_score", 0))} points '
+            f'from the checks, then:</p><ul>{"".join(items)}</ul>{when}</div>']
+
+
 def render_page(entry: SubmissionLog, log_dir: Path, *, titles: dict[str, str] | None = None,
                 visible_only: bool = False) -> str:
     """The whole page as one HTML string; ``log_dir`` holds the log's ``figures/``."""
@@ -120,6 +144,7 @@ def render_page(entry: SubmissionLog, log_dir: Path, *, titles: dict[str, str] |
             f'<p class="sub">notebook <code>{escape(str(log.get("notebook", "")))}</code></p>',
             f'<div class="score" id="score"><strong>{_num(score)} / {_num(max_score)}</strong>'
             f'<div class="bar" title="{pct:.0f}%"><span style="width:{pct:.1f}%"></span></div></div>']
+    body += _adjustments_html(log)
     failed = [c for c in log.get("checks", []) if not c.get("passed")]
     if failed:
         links = ", ".join(f'<a href="#check-{escape(str(c["name"]))}">{escape(str(c["name"]))}</a>'
@@ -141,13 +166,14 @@ def render_page(entry: SubmissionLog, log_dir: Path, *, titles: dict[str, str] |
     for c in log.get("checks", []):
         by_question.setdefault(str(c.get("question", "")), []).append(c)
     per_q = log.get("questions", {})
+    overridden = {str(o["target"]): float(o["points"]) for o in log.get("overrides", [])}
     for q, checks in by_question.items():
         got = per_q.get(q, {}).get("score", sum(float(c["score"]) for c in checks))
         out_of = per_q.get(q, {}).get("max_score", sum(float(c["max_score"]) for c in checks))
         title = f" {escape(titles[q])}" if q in titles else ""
         body.append(f'<section class="q"><h2><span>{escape(q)}{title}</span>'
                     f'<span>{_num(got)} / {_num(out_of)}</span></h2>'
-                    + "".join(_check_html(c) for c in checks) + "</section>")
+                    + "".join(_check_html(c, overridden) for c in checks) + "</section>")
     plots = figures(log, log_dir)
     body.append('<h2 id="plots">Your plots</h2>')
     if not plots:
