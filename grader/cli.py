@@ -311,7 +311,9 @@ def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | 
 @click.argument("grades", type=click.Path(path_type=Path))
 @click.option("--csv", "csv_file", type=click.Path(path_type=Path), help="Write a gradebook CSV (student, score, max_score, per question) here.")
 @click.option("--markdown", is_flag=True, help="Print a markdown table instead (for a CI job summary).")
-def report_cmd(grades: Path, csv_file: Path | None, markdown: bool) -> None:
+@click.option("--attempts", "attempts_dir", type=click.Path(path_type=Path), help="Also show each student's check attempts, read from SUBMISSIONS/<student>/ (the attempts log or the upload zip).")
+def report_cmd(grades: Path, csv_file: Path | None, markdown: bool,
+               attempts_dir: Path | None = None) -> None:
     """Class overview of GRADES/<student>/submission_log.json: distribution, failed checks, errors.
 
     Reads the logs only; nothing is graded again.
@@ -327,6 +329,8 @@ def report_cmd(grades: Path, csv_file: Path | None, markdown: bool) -> None:
         click.echo(class_report.markdown(ov), nl=False)
     else:
         class_report.print_overview(ov, out)
+    if attempts_dir is not None:
+        class_report.print_attempts(class_report.attempts(attempts_dir), out)
     if csv_file is not None:
         try:
             atomic_write_text(csv_file, class_report.gradebook_csv(ov))

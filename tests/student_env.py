@@ -53,3 +53,31 @@ def clean_env(python: Path) -> dict[str, str]:
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "GRADER_ROOT")}
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+# What Colab's runtime has (among much else) that the checks rely on: torch, numpy, matplotlib,
+# the kernel and widgets, and pyyaml and nbformat (both preinstalled there). No grader.
+COLAB_PACKAGES = ("torch==2.13.0", "numpy", "matplotlib", "ipykernel", "ipywidgets", "pyyaml",
+                  "nbformat")
+
+
+def colab_python() -> Path:
+    """A fresh venv holding only ``COLAB_PACKAGES``, made once and reused (``ready`` marker).
+    Tests that install the student package into it take it out again (``remove_checks``)."""
+    digest = hashlib.sha256(" ".join(COLAB_PACKAGES).encode()).hexdigest()[:16]
+    home = Path(tempfile.gettempdir()) / f"grader-colab-venv-{digest}"
+    python = home / "bin" / "python"
+    if (home / "ready").is_file():
+        return python
+    shutil.rmtree(home, ignore_errors=True)
+    venv.create(home, with_pip=True, system_site_packages=False)
+    _pip(python, "torch==2.13.0")  # first and alone: pip must never pick another torch build
+    _pip(python, *COLAB_PACKAGES)
+    (home / "ready").write_text("")
+    return python
+
+
+def remove_checks(python: Path) -> None:
+    """The student package out of the venv again (a no-op when it is not there)."""
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-y", "-q", "grader-checks"],
+                   capture_output=True, text=True, timeout=300)

@@ -34,13 +34,20 @@ _DATASETS = tuple(f"datasets/{p.stem}" for p in
 MODULES = ("__init__", "errors", "compare", "wire", "spec", "probelib", "execution", "files",
            "logfile", "submission", "notebook", "grading/__init__", "grading/score",
            "grading/plan", "grading/pipeline", *_DATASETS, "student/__init__", "student/checks",
-           "student/cli", "student/kernel", "reports/__init__", "reports/feedback")
+           "student/cli", "student/kernel", "student/submit", "reports/__init__",
+           "reports/feedback")
 # nbformat: the in-notebook check logs through grading.pipeline, which reads notebooks with it.
-REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1", "nbformat>=5.9")
+REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1,<3", "nbformat>=5.9")
 # For grader-check (runs the notebook file in a kernel); Jupyter and Colab have these already.
 CLI_REQUIRES = ("nbclient>=0.10", "ipykernel>=6.29")
 REQUIRES_PYTHON = ">=3.10"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def requirement(version: str = grader.__version__) -> str:
+    """What the template's setup cell installs by name from the package index: this release's
+    compatible versions (the checks bundles in the notebooks are read by this release's code)."""
+    return f"{DIST_NAME}~={version}"
 
 
 def wheel_name(version: str = grader.__version__) -> str:
@@ -110,7 +117,10 @@ def template_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Pat
         rel = path.relative_to(root)
         bundles.setdefault(rel.parts[0], {})["/".join(rel.parts[1:])] = content
     package_dir = Path(grader.__file__).resolve().parent
-    return {template_dir / wheel_name(): build_wheel(package_dir=package_dir, bundles=bundles)}
+    # The library alone: the course's visible checks travel in the notebooks' metadata and the
+    # template's checks/ folder, so the package on the index carries no course content.
+    del bundles
+    return {template_dir / wheel_name(): build_wheel(package_dir=package_dir, bundles={})}
 
 
 def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Path, bytes]:
