@@ -17,13 +17,16 @@ from tests.conftest import ROOT
 SHAPES = ROOT / "tests" / "scenarios" / "template_shapes"
 
 
-def _grade(assignment: str, tmp: Path) -> dict[str, dict[str, Any]]:
+def _grade(assignment: str, tmp: Path, errors: dict[str, list[str]] | None = None
+           ) -> dict[str, dict[str, Any]]:
     from grader.grading.run import GradingSession
     from grader.submission import student_dirs
 
     a = spec.find(ROOT, assignment)
     with GradingSession(root=ROOT, assignment=a, out_dir=tmp, jobs=2) as session:
         results = session.grade(student_dirs(SHAPES / assignment), jobs=2)
+    if errors is not None:
+        errors.update({r.log.student: [e["message"] for e in r.log.errors] for r in results})
     return {r.log.student: {c.name: c for c in r.log.checks} for r in results}
 
 
@@ -53,7 +56,8 @@ def test_rnn_and_grad_template_shapes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_rnn_last_name_template_shapes(tmp_path: Path) -> None:
-    logs = _grade("rnn_last_name", tmp_path)
+    errors: dict[str, list[str]] = {}
+    logs = _grade("rnn_last_name", tmp_path, errors)
     stub = logs["not_implemented_comment_only"]
     assert stub["2A_letter_to_index"].message == (
         "not implemented yet (2.A): letterToIndex is not defined because a block in code cell 4 "
@@ -72,6 +76,17 @@ def test_rnn_last_name_template_shapes(tmp_path: Path) -> None:
         "in RecurrentClassifier.forward(x: (4, 7), last_pos: (4,))")
     assert embedding.hint == ""
     assert logs["not_implemented_embedding"]["2A_letter_to_index"].passed
+    # hidden_size left undefined: every visible check passes; the training cell's NameError
+    # comes first among the notebook's errors, and the accuracy (hidden) scores nothing.
+    undefined = logs["fails_2c_hidden_size_undefined"]
+    assert all(c.passed for c in undefined.values() if c.name != "2C_heldout_accuracy")
+    # The cascade's first cause first: the cell that should have made rnn_model.
+    assert undefined["2C_heldout_accuracy"].message == (
+        "model is not defined (code cell 12 (`seed = 1998`), which defines rnn_model, raised "
+        "NameError: name 'hidden_size' is not defined; code cell 14 (`def classify_name(…`), which "
+        "defines it, then raised NameError: name 'rnn_model' is not defined)")
+    assert errors["fails_2c_hidden_size_undefined"][0] == (
+        "code cell 12 (`seed = 1998`) raised NameError: name 'hidden_size' is not defined")
 
 
 def test_ungraded_parts_say_why() -> None:
@@ -183,3 +198,66 @@ def test_no_hidden_expected_value_is_given_to_students() -> None:
     assert len(found) >= len(hidden)
     for x in found:
         assert not any(v.shape == x.shape and np.allclose(v, x) for v in shipped)
+
+
+# -- the generated cells, the attempts log --------------------------------------------------------
+
+def test_a_rebuild_replaces_the_generated_cells_in_place() -> None:
+    """`grader build` over a template (or a student's copy) finds its cells by their marker:
+    the same notebook again, one setup cell first, one check cell per question with visible
+    checks, one submit cell last; stripping them gives the plain template back."""
+    import json
+
+    from grader.publish import check_cells, student_package
+    from grader.publish.template import notebook_text, read_notebook
+
+    path = ROOT / "student_template" / "rnn_and_grad.ipynb"
+    nb = read_notebook(path)
+    a = spec.find(ROOT, "rnn_and_grad")
+    bundle = {k: v.encode() for k, v in nb.metadata["grader"]["checks"].items()}
+    again = check_cells.add(nb, assignment=a, bundle=bundle, wheel=student_package.wheel_name(),
+                            requirement=student_package.requirement())
+    assert notebook_text(again) == path.read_text()
+    kinds = [(c.metadata.get("grader", {}).get("cell"), c.metadata.get("grader", {}).get("question"))
+             for c in again.cells if c.metadata.get("grader", {}).get("cell")]
+    assert kinds == [("setup", None), ("check", "1.A"), ("check", "1.B"), ("check", "1.C"),
+                     ("submit", None)]
+    plain = check_cells.strip(again)
+    assert "checks" not in plain.metadata["grader"]
+    assert not [c for c in plain.cells if "grader" in c.metadata]
+    assert json.loads(notebook_text(plain))["metadata"]["grader"] == {"assignment": "rnn_and_grad"}
+
+
+def test_report_reads_attempts_as_json_lines_only(tmp_path: Path) -> None:
+    import io
+    import pickle
+    import zipfile
+
+    from rich.console import Console
+
+    from grader.reports import class_report
+    from grader.student import submit
+
+    (tmp_path / "ada").mkdir()
+    for question, score in (("1.A", 0.0), ("1.A", 4.0), ("all", 9.0)):
+        submit.record_attempt(tmp_path / "ada", assignment="rnn_and_grad", question=question,
+                              score=score, max_score=15.0, code_sha256="0" * 64)
+    with (tmp_path / "ada" / "rnn_and_grad.attempts.jsonl").open("a") as f:
+        f.write("not json\n[1, 2]\n")
+    (tmp_path / "bob").mkdir()  # only the upload zip
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("rnn_and_grad.attempts.jsonl",
+                    '{"time": "2026-12-01T10:00:00+00:00", "question": "1.C", "score": 6}\n')
+    (tmp_path / "bob" / "rnn_and_grad_submission.zip").write_bytes(buf.getvalue())
+    (tmp_path / "eve").mkdir()  # a pickle is not an attempts log
+    (tmp_path / "eve" / "rnn_and_grad.attempts.jsonl").write_bytes(pickle.dumps({"question": "x"}))
+    found = class_report.attempts(tmp_path)
+    assert sorted(found) == ["ada", "bob"]
+    assert [(a["question"], a["score"]) for a in found["ada"]] == [("1.A", 0.0), ("1.A", 4.0),
+                                                                   ("all", 9.0)]
+    assert found["bob"] == [{"time": "2026-12-01T10:00:00+00:00", "question": "1.C", "score": 6}]
+    console = Console(file=io.StringIO(), width=200)
+    class_report.print_attempts(found, console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "ada" in text and "1.A: 2, all: 1" in text and "1.C: 1" in text

@@ -217,7 +217,9 @@ def test_fresh_venv_template_first_cell_installs_then_checks(student_venv: Path,
     shutil.copytree(TEMPLATE, repo)
     nb = json.loads(CORRECT.read_text())
     cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
-    nb["cells"] = ([{**cell, "source": student_package.first_cell()}] + nb["cells"]
+    setup = json.loads((TEMPLATE / "rnn_and_grad.ipynb").read_text())["cells"][0]
+    assert setup["metadata"] == {"grader": {"cell": "setup"}}
+    nb["cells"] = ([{**cell, "source": "".join(setup["source"])}] + nb["cells"]
                    + [{**cell, "source": 'checks.check("1.C")\n'}])
     (repo / "rnn_and_grad.ipynb").write_text(json.dumps(nb))
     script = """

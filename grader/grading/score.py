@@ -212,7 +212,10 @@ def _first_cell_problem(execution: Execution, cells: Sequence[str | None] = (),
                         name: str = "") -> str:
     """Why ``name`` is missing: a failed import first (the first cause of a cascade: the cells
     after it fail on names it should have brought), then the cell that should define it, else
-    the first cell that failed."""
+    the first cell that failed. Where that cell failed on a name another cell should have
+    defined, that cell comes first: the first cause of the cascade."""
+    import re
+
     failed = [c for c in execution.cells if c.status not in ("ok", "not_run") and c.error]
     index = _defining_cell(cells, name) if cells else None
     by_index = {c.index: c for c in execution.cells}
@@ -222,13 +225,26 @@ def _first_cell_problem(execution: Execution, cells: Sequence[str | None] = (),
     for cell in imports[:1]:
         assert cell.error is not None
         parts.append(f"{_label(cells, cell.index)} raised {cell.error['ename']}: {cell.error['evalue']}")
-    defining = by_index.get(index) if index is not None else None
-    if defining is not None and defining.status != "ok":
+    chain = []  # the defining cell, then (root first) the cells that failed to define what it used
+    missing, at = name, index
+    while at is not None and len(chain) < 4:
+        defining = by_index.get(at)
+        if defining is None or defining.status == "ok":
+            break
+        chain.append((defining, missing))
+        used = re.fullmatch(r"name '(\w+)' is not defined", (defining.error or {}).get("evalue", ""))
+        if used is None:
+            break
+        missing = used.group(1)
+        earlier = _defining_cell(cells[:at], missing)
+        at = earlier if earlier is not None and earlier < at else None
+    for k, (defining, defines) in enumerate(reversed(chain)):
         what = ("raised " + defining.error["ename"] if defining.status == "error" and defining.error
                 else f"did not run ({defining.status})")
         detail = f": {defining.error['evalue']}" if defining.error else ""
         then = "then " if parts else ""
-        parts.append(f"{_label(cells, defining.index)}, which defines it, {then}{what}{detail}")
+        which = "it" if k == len(chain) - 1 else defines
+        parts.append(f"{_label(cells, defining.index)}, which defines {which}, {then}{what}{detail}")
     if not parts:
         for first in failed[:1]:
             assert first.error is not None

@@ -1,12 +1,14 @@
-"""The student package: a small wheel with the visible checks, for Jupyter, Colab and CI.
+"""The student package: a small wheel, the checks library, for Jupyter, Colab and CI.
 
-``grader build`` writes ``student_template/grader_checks-<version>-py3-none-any.whl``. It holds
-the import package ``grader`` cut down to what the checks need (comparison, wire, spec, probes
-helper, plan, scoring and log, ``grader.notebook``, the ``grader-check`` command, the feedback
-page) and, as package data, each assignment's visible checks bundle (``grader/checks/<name>/``:
-the spec without hidden checks, the probes, the visible expected values). No sandbox, no
-reference, no hidden check, nothing that imports only on Linux. It accepts the torch that is
-there (``torch>=2.1``): Colab's must not be replaced.
+``grader build`` writes ``student_template/grader_checks-<version>-py3-none-any.whl``, the file
+a course publishes on a package index so that the template's setup cell installs it by name
+(``requirement``). It holds the import package ``grader`` cut down to what the checks need
+(comparison, wire, spec, probes helper, plan, scoring and log, ``grader.notebook``, the
+``grader-check`` command, the feedback page) and no course content: each assignment's visible
+checks travel in its notebook's metadata and the template's ``checks/`` folder
+(``grader.publish.check_cells``). No sandbox, no reference, no hidden check, nothing that
+imports only on Linux. It accepts the torch that is there (``torch>=2.1,<3``): Colab's must not
+be replaced.
 
 The wheel is written by hand rather than by a build backend: its contents are exactly the files
 listed here, and fixed timestamps make it byte-for-byte reproducible, so ``grader build
@@ -131,25 +133,3 @@ def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes]) -> dict[Path, 
     return {path: content for path, content in template_wheel(template_dir=template_dir,
                                                                checks=checks).items()
             if not path.is_file() or path.read_bytes() != content}
-
-
-RELEASE_PLACEHOLDER = "https://github.com/COURSE/TEMPLATE/releases/latest/download/"
-
-
-def first_cell(*, release_url: str = RELEASE_PLACEHOLDER, version: str = grader.__version__) -> str:
-    """The template's first code cell: the checks, installed once (the one ``%pip`` line).
-
-    Where ``grader`` already imports (a second run, or an instructor's checkout) nothing is
-    installed; otherwise the wheel beside the notebook (Jupyter), else the same file from the
-    course's release (``release_url``, e.g. for Colab, which has no checkout)."""
-    return (
-        "# The course's visible checks: run checks.check(\"Q1\") after a question (keeps your torch).\n"
-        "try:\n"
-        "    from grader import notebook as checks\n"
-        "except ImportError:  # the first time: install them\n"
-        "    import os\n"
-        f"    _wheel = {wheel_name(version)!r}\n"
-        "    if not os.path.exists(_wheel):  # Colab: from the course's release\n"
-        f"        _wheel = {release_url!r} + _wheel\n"
-        "    %pip install -q {_wheel}\n"
-        "    from grader import notebook as checks\n")

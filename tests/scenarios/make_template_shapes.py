@@ -12,6 +12,9 @@ for the student to define. Each scenario is named by the outcome the grader must
   ``hidden_size``: "not implemented yet" for 2.A and 2.B, the training cell's NameError for 2.C.
 * ``rnn_last_name/not_implemented_embedding``: the layers written but the embedding's
   block a comment: 2.B says the attribute is not set yet, and in which call.
+* ``rnn_last_name/fails_2c_hidden_size_undefined``: every part written, but ``hidden_size``
+  left undefined and the model built with the LSTM default: the visible checks pass, the
+  training cell's NameError is the notebook's error and the reason 2.C scores nothing.
 
 Run ``python tests/scenarios/make_template_shapes.py`` to (re)write them under
 ``tests/scenarios/template_shapes/``.
@@ -78,6 +81,8 @@ def main() -> None:
                     "return err[:, -1].mean() if last_timestep_only else err.mean()"})
     _write("rnn_last_name", "not_implemented_comment_only", "rnn_last_name.ipynb",
            _comment_only("rnn_last_name.ipynb"), edit=_NO_HIDDEN_SIZE)
+    _write("rnn_last_name", "fails_2c_hidden_size_undefined", "rnn_last_name.ipynb", {},
+           edit=_NO_HIDDEN_SIZE)
     _write("rnn_last_name", "not_implemented_embedding", "rnn_last_name.ipynb",
            {"RecurrentClassifier embedding": TODO}, edit={
                "epochs": ("epochs = 20\n", "epochs = 1\n")})
