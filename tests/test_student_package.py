@@ -126,6 +126,8 @@ def test_fresh_venv_check_cell_runs_in_a_kernel(student_venv: Path, tmp_path: Pa
     work = tmp_path / "colab"
     work.mkdir()
     nb = json.loads(CORRECT.read_text())
+    # The wheel carries no course content: the checks come in the notebook, as the template's do.
+    nb["metadata"]["grader"] = json.loads((TEMPLATE / "rnn_and_grad.ipynb").read_text())["metadata"]["grader"]
     nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
                         "source": "from grader import notebook as checks\nchecks.check_all()\n"})
     (work / "homework.ipynb").write_text(json.dumps(nb))
@@ -217,7 +219,9 @@ def test_fresh_venv_template_first_cell_installs_then_checks(student_venv: Path,
     shutil.copytree(TEMPLATE, repo)
     nb = json.loads(CORRECT.read_text())
     cell = {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None}
-    setup = json.loads((TEMPLATE / "rnn_and_grad.ipynb").read_text())["cells"][0]
+    template_nb = json.loads((TEMPLATE / "rnn_and_grad.ipynb").read_text())
+    nb["metadata"]["grader"] = template_nb["metadata"]["grader"]
+    setup = template_nb["cells"][0]
     assert setup["metadata"] == {"grader": {"cell": "setup"}}
     nb["cells"] = ([{**cell, "source": "".join(setup["source"])}] + nb["cells"]
                    + [{**cell, "source": 'checks.check("1.C")\n'}])
