@@ -362,10 +362,11 @@ def bundle(assignment: str, out_dir: Path, visible_only: bool, data_dir: Path | 
 @click.option("--canvas", "canvas_file", type=click.Path(path_type=Path), help="Write Canvas's gradebook import CSV here (needs --roster).")
 @click.option("--roster", type=click.Path(path_type=Path), help="With --canvas: a CSV student,id[,name,sis_user_id,sis_login_id,section] keying students to Canvas IDs.")
 @click.option("--canvas-column", help="With --canvas: the assignment's column as Canvas names it, e.g. 'HW3 (123456)' (default: the assignment's name).")
+@click.option("--attempts", "attempts_dir", type=click.Path(path_type=Path), help="Also show each student's check attempts, read from SUBMISSIONS/<student>/ (the attempts log or the upload zip).")
 def report_cmd(grades: Path, csv_file: Path | None, markdown: bool,
                leaderboard_file: Path | None = None, pseudonyms: Path | None = None,
                canvas_file: Path | None = None, roster: Path | None = None,
-               canvas_column: str | None = None) -> None:
+               canvas_column: str | None = None, attempts_dir: Path | None = None) -> None:
     """Class overview of GRADES/<student>/submission_log.json: distribution, failed checks, errors.
 
     Reads the logs only; nothing is graded again.
@@ -381,6 +382,8 @@ def report_cmd(grades: Path, csv_file: Path | None, markdown: bool,
         click.echo(class_report.markdown(ov), nl=False)
     else:
         class_report.print_overview(ov, out)
+    if attempts_dir is not None:
+        class_report.print_attempts(class_report.attempts(attempts_dir), out)
     if csv_file is not None:
         try:
             atomic_write_text(csv_file, class_report.gradebook_csv(ov))

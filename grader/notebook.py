@@ -4,6 +4,8 @@ Kept short on purpose: the template's cells and the course's docs name it. Every
 in ``grader.student.checks``; the ``grader-check`` command in ``grader.student.cli``.
 """
 
-from grader.student.checks import CheckReport, check, check_all
+from grader.student.checks import (CheckReport, check, check_all, expected, export, fetch_data,
+                                   inputs, reproduce)
 
-__all__ = ["CheckReport", "check", "check_all"]
+__all__ = ["CheckReport", "check", "check_all", "expected", "export", "fetch_data", "inputs",
+           "reproduce"]

@@ -19,6 +19,11 @@ class NotDefined(Exception):
     """The notebook did not define a name a probe needs."""
 
 
+class NotImplementedYet(Exception):
+    """A probe found the student's code unwritten though it raised nothing (a model whose
+    ``__init__`` creates no parameter): scored as "not implemented yet", with no hint."""
+
+
 def need(ns: dict[str, Any], name: str) -> Any:
     if name not in ns:
         raise NotDefined(f"{name} is not defined")
@@ -50,6 +55,54 @@ def fill_(module: torch.nn.Module, value: float) -> torch.nn.Module:
 
 def count_parameters(module: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
+
+
+def built(module: Any, what: str, *, besides: torch.nn.Module | None = None) -> Any:
+    """``module``, once it has parameters of its own (more than ``besides``, a part the probe
+    passed in); else ``NotImplementedYet``: an ``__init__`` whose body is still only comments
+    builds an empty model, and every later error would be about something else."""
+    if isinstance(module, torch.nn.Module):
+        own = count_parameters(module) - (count_parameters(besides) if besides is not None else 0)
+        if own <= 0:
+            raise NotImplementedYet(f"{what} has no parameters: its __init__ creates no layer yet")
+    return module
+
+
+def describe_value(value: Any) -> str:
+    """An argument as a call description shows it: arrays by their shape, small values as is."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (int, float, bool)):
+        return str(tuple(int(n) for n in shape))
+    return safe_str(repr(value), 60)
+
+
+def describe_call(name: str, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None,
+                  *, names: Sequence[str] = ()) -> str:
+    """``loss_fn(pred: (2, 3, 1), y: (2, 3, 1), last_timestep_only=False)``: what the probe
+    passed, arrays by name and shape (``names`` name the positional ones)."""
+    parts = []
+    for i, value in enumerate(args):
+        label = names[i] if i < len(names) else ""
+        shown = describe_value(value)
+        parts.append(f"{label}: {shown}" if label and hasattr(value, "shape") else
+                     f"{label}={shown}" if label else shown)
+    for key, value in (kwargs or {}).items():
+        parts.append(f"{key}: {describe_value(value)}" if hasattr(value, "shape")
+                     else f"{key}={describe_value(value)}")
+    return f"{name}({', '.join(parts)})"
+
+
+def call(fn: Any, name: str, *args: Any, names: Sequence[str] = (), **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``; an exception from it carries the call's description
+    (``describe_call``), so the student reads which call failed and on which shapes."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        try:
+            exc.__dict__.setdefault("_grader_call", describe_call(name, args, kwargs, names=names))
+        except (AttributeError, TypeError):  # an exception without a __dict__
+            pass
+        raise
 
 
 def safe_str(value: object, limit: int = 2000) -> str:
@@ -111,7 +164,13 @@ def _looks_like_stub(exc: BaseException, stub_messages: Sequence[str]) -> bool:
     text = safe_str(exc, 500)
     if "NotImplementedError" in text or any(m in text for m in stub_messages):
         return True
+    if isinstance(exc, AttributeError) and _student_function(exc) and _MISSING_SELF_ATTRIBUTE.match(text):
+        # A method reads an attribute its own __init__ never set: that part is still to write.
+        return True
     return isinstance(exc, NameError) and bool(_student_function(exc))
+
+
+_MISSING_SELF_ATTRIBUTE = re.compile(r"'\w+' object has no attribute '\w+'$")
 
 
 def declared_stub_messages(probes: object) -> tuple[str, ...]:
@@ -131,6 +190,8 @@ def describe_failure(exc: BaseException, *, stub_messages: Sequence[str] = ()) -
     ``STUB_MESSAGES``, texts of errors that mean the student's code is still the stub."""
     if isinstance(exc, NotImplementedError):
         kind = "not_implemented"
+    elif isinstance(exc, NotImplementedYet):
+        kind = "not_implemented_yet"
     elif isinstance(exc, NotDefined):
         kind = "not_defined"
     elif _looks_like_stub(exc, stub_messages):
@@ -141,5 +202,9 @@ def describe_failure(exc: BaseException, *, stub_messages: Sequence[str] = ()) -
         text = student_traceback(exc)[-3000:]
     except BaseException:
         text = ""
-    return {"kind": kind, "ename": type(exc).__name__, "evalue": safe_str(exc), "traceback": text,
-            "function": _student_function(exc)}
+    described = {"kind": kind, "ename": type(exc).__name__, "evalue": safe_str(exc),
+                 "traceback": text, "function": _student_function(exc)}
+    made = getattr(exc, "__dict__", {}).get("_grader_call")
+    if isinstance(made, str):  # set by ``call`` in the probe's process, never by the student
+        described["call"] = safe_str(made, 300)
+    return described

@@ -29,22 +29,28 @@ def _pip(python: Path, *args: str) -> None:
         raise RuntimeError(f"pip install {' '.join(args)} failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
 
 
-def student_python() -> Path:
-    """The venv's python; its bin/ also has ``grader-check``."""
-    digest = hashlib.sha256(WHEEL.read_bytes()).hexdigest()[:16]
-    home = Path(tempfile.gettempdir()) / f"grader-student-venv-{digest}"
+def _fresh_venv(name: str, *installs: tuple[str, ...]) -> Path:
+    """``$TMPDIR/<name>``'s python: a venv made once, each of ``installs`` one pip call in
+    order, counted as made only once all of them finished (``ready``)."""
+    home = Path(tempfile.gettempdir()) / name
     python = home / "bin" / "python"
     if (home / "ready").is_file():
         return python
     shutil.rmtree(home, ignore_errors=True)
     venv.create(home, with_pip=True, system_site_packages=False)
-    # torch first, as Colab and a course's Jupyter already have it: the wheel takes it (>=2.1).
-    _pip(python, "torch==2.13.0")
-    # The template's first cell, then what the course's notebooks import themselves.
-    _pip(python, f"{WHEEL}[cli]")
-    _pip(python, "matplotlib", "ipywidgets")
+    for args in installs:
+        _pip(python, *args)
     (home / "ready").write_text("")
     return python
+
+
+def student_python() -> Path:
+    """The venv's python; its bin/ also has ``grader-check``."""
+    digest = hashlib.sha256(WHEEL.read_bytes()).hexdigest()[:16]
+    # torch first, as Colab and a course's Jupyter already have it: the wheel takes it (>=2.1);
+    # then the template's first cell, then what the course's notebooks import themselves.
+    return _fresh_venv(f"grader-student-venv-{digest}", ("torch==2.13.0",), (f"{WHEEL}[cli]",),
+                       ("matplotlib", "ipywidgets"))
 
 
 def clean_env(python: Path) -> dict[str, str]:
@@ -53,3 +59,23 @@ def clean_env(python: Path) -> dict[str, str]:
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "GRADER_ROOT")}
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     return env
+
+
+# What Colab's runtime has (among much else) that the checks rely on: torch, numpy, matplotlib,
+# the kernel and widgets, and pyyaml and nbformat (both preinstalled there). No grader.
+COLAB_PACKAGES = ("torch==2.13.0", "numpy", "matplotlib", "ipykernel", "ipywidgets", "pyyaml",
+                  "nbformat")
+
+
+def colab_python() -> Path:
+    """A fresh venv holding only ``COLAB_PACKAGES``, made once and reused (``ready`` marker).
+    Tests that install the student package into it take it out again (``remove_checks``)."""
+    digest = hashlib.sha256(" ".join(COLAB_PACKAGES).encode()).hexdigest()[:16]
+    # torch first and alone: pip must never pick another torch build.
+    return _fresh_venv(f"grader-colab-venv-{digest}", ("torch==2.13.0",), COLAB_PACKAGES)
+
+
+def remove_checks(python: Path) -> None:
+    """The student package out of the venv again (a no-op when it is not there)."""
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-y", "-q", "grader-checks"],
+                   capture_output=True, text=True, timeout=300)

@@ -81,7 +81,8 @@ def test_raise_in_1b_is_reported_with_its_cell(graded_examples: dict[str, Any]) 
     forward = {c["name"]: c["message"] for c in log["checks"]}["1B_forward"]
     # The student's frame and the library frame that raised; no path of the grading machine.
     assert forward == (
-        "raised RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x12 and 3x4)\n"
+        "RecurrentRegressionModel.forward(x: (2, 4, 2)) raised RuntimeError: mat1 and mat2 "
+        "shapes cannot be multiplied (2x12 and 3x4)\n"
         "Traceback (most recent call last):\n"
         "  code cell 4, line 11, in forward\n"
         "    out = self.readout(all_h.reshape(all_h.shape[0], -1))\n"

@@ -81,8 +81,15 @@ def test_one_question_with_a_bug_explains_it(capsys: pytest.CaptureFixture[str])
     assert out[3] == ("     all_h: 18 of 24 elements differ beyond tolerance "
                       "(|got - expected| <= 1e-06 + 1e-05 * |expected|).")
     assert "       index     | got        | expected" in out
-    assert out[-1] == ("     Hint: h_0 is zeros; h_t = nonlinearity(W_x x_t + W_h h_(t-1) + b); "
+    assert out[-4] == ("     Hint: h_0 is zeros; h_t = nonlinearity(W_x x_t + W_h h_(t-1) + b); "
                        "all_h stacks h_1..h_T on dim 1.")
+    # A few lines that re-run the failed check in a cell, its error a real traceback.
+    assert out[-3:] == ["     Reproduce it in a cell:",
+                        "         got = checks.reproduce('1A_forward_tanh')  # the inputs: "
+                        "checks.inputs('1A_forward_tanh')",
+                        "         want = checks.expected('1A_forward_tanh')"]
+    got = checks.reproduce("1A_forward_tanh", ns=ns, checks_dir=RNN_BUNDLE)
+    assert got["all_h"].shape == (2, 4, 3)
     html = report.html()
     assert "<b style=\"color:#cf222e\">FAIL</b>" in html and "index     | got" in html
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grader.probelib import need, tensor
+from grader.probelib import built, call, need, tensor
 
 VOCAB_SIZE = 58
 PAD = 57
@@ -50,7 +50,8 @@ def _model(ns, model_type, rnn_size, n_categories, num_layers=1):
     for attr in ("embedding", model_type, "drop", "output"):  # self.rnn or self.lstm
         if isinstance(getattr(model, attr, None), NotImplementedError):
             raise _stub(f"RecurrentClassifier sets self.{attr} = NotImplementedError()")
-    return model
+    return built(model, f"RecurrentClassifier({VOCAB_SIZE}, {rnn_size}, {n_categories}, "
+                        f"{num_layers}, 0.0, {model_type!r})")
 
 
 def _detached(grads):
@@ -75,7 +76,7 @@ def parameter_names(ns, *, model_type, rnn_size, n_categories, num_layers=1):
 
 
 def _logits(model, x, last_pos):
-    logits = model(x, last_pos)
+    logits = call(model, "RecurrentClassifier.forward", x, last_pos, names=("x", "last_pos"))
     if isinstance(logits, NotImplementedError):
         raise _stub("RecurrentClassifier.forward returned NotImplementedError()")
     return logits

@@ -20,6 +20,21 @@ from grader.spec import Assignment, Check
 
 HIDDEN_FAILED = "failed (hidden check: details are not shown)"
 HIDDEN_PASSED = "passed"
+NOT_YET = ("not implemented", "not implemented yet")
+
+
+def ungraded_reason(assignment: Assignment, question: str, *, visible_only: bool = False) -> str:
+    """Why ``question`` carries no points here ("" when it does): a student seeing "0 / 0"
+    must know it is by design, not a check that went missing."""
+    checks = [c for c in assignment.checks if c.question == question]
+    if not checks:
+        return f"{question} has no checks: it is not graded and carries no points"
+    if visible_only and all(c.visibility == "hidden" or c.kind == "accuracy" for c in checks):
+        return (f"{question} is graded by hidden checks only, run when your work is graded; "
+                "there is nothing to check here")
+    if all(c.optional for c in checks):
+        return f"{question} is extra credit: its points are outside the maximum"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -67,7 +82,8 @@ def grade(*, assignment: Assignment, execution: Execution | None,
             message = HIDDEN_PASSED if passed else HIDDEN_FAILED
             hint = ""
         else:
-            hint = "" if passed else check.hint
+            # Code not written yet: a hint about that code's details would be beside the point.
+            hint = "" if passed or message.startswith(NOT_YET) else check.hint
         results.append(CheckResult(check.name, check.question, check.visibility, score,
                                    check.points, passed, message, hint, check.optional, detail,
                                    measured))
@@ -150,46 +166,106 @@ def _failure(answer: ProbeAnswer, execution: Execution, cells: Sequence[str | No
              question: str = "") -> str:
     error = answer.error or {}
     kind, ename, evalue = error.get("kind", "error"), error.get("ename", ""), error.get("evalue", "")
+    # The call the probe made into the student's code, arrays by shape (probelib.call).
+    call = error.get("call", "")
     if kind == "not_implemented":
         where = f" ({evalue})" if evalue else ""
         return f"not implemented: your code still raises NotImplementedError{where}"
+    if kind == "not_implemented_yet":
+        return f"not implemented yet ({question}): {evalue}"
     if kind == "stub":
         where = " ".join(p for p in (question, error.get("function", "")) if p)
         return (f"not implemented yet ({where}): the code still looks like the stub "
-                f"({ename}: {evalue})")
+                f"({ename}: {evalue})" + (f"\nin {call}" if call else ""))
     if kind == "not_defined":
-        return evalue + _first_cell_problem(execution, cells, evalue.split(" ", 1)[0])
+        name = evalue.split(" ", 1)[0]
+        empty = _empty_body(execution, cells, name)
+        if empty:
+            return f"not implemented yet ({question}): {empty}"
+        return evalue + _first_cell_problem(execution, cells, name)
     if kind in ("killed", "timeout"):
-        return f"did not finish: {evalue or 'time limit exceeded'}"
+        return f"did not finish: {evalue or 'time limit exceeded'}" + (f" in {call}" if call else "")
     tail = _traceback_tail(error.get("traceback", ""))
-    return f"raised {ename}: {evalue}" + (f"\n{tail}" if tail else "")
+    head = f"{call} raised {ename}: {evalue}" if call else f"raised {ename}: {evalue}"
+    return head + (f"\n{tail}" if tail else "")
+
+
+def _defining_cell(cells: Sequence[str | None], name: str) -> int | None:
+    """The first cell whose code defines ``name`` (a def, a class or an assignment)."""
+    import re
+
+    if not name.isidentifier():
+        return None
+    defines = re.compile(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^\s*{re.escape(name)}\s*(?::[^=]*)?=",
+                         re.MULTILINE)
+    for index, source in enumerate(cells):
+        if source is not None and defines.search(source):
+            return index
+    return None
+
+
+def _empty_body(execution: Execution, cells: Sequence[str | None], name: str) -> str:
+    """When ``name`` is missing because its cell holds a block of comments only (a TODO left
+    as the template wrote it), say so: Python's IndentationError (or, where the block ends the
+    cell, "incomplete input") reads like a typo."""
+    import re
+
+    index = _defining_cell(cells, name)
+    cell = next((c for c in execution.cells if c.index == index), None)
+    error = cell.error if cell is not None else None
+    if cell is None or error is None or error.get("ename") not in ("IndentationError", "SyntaxError"):
+        return ""
+    evalue = error.get("evalue", "")
+    if not ("expected an indented block" in evalue or evalue.startswith("incomplete input")):
+        return ""
+    where = re.sub(r"\s*\(<ipython-input-\d+-[0-9a-f]+>, (line \d+)\)", r" at \1", evalue)
+    return (f"{name} is not defined because a block in {_label(cells, cell.index)} holds only "
+            f"comments ({where}); write your code below its TODO")
 
 
 def _first_cell_problem(execution: Execution, cells: Sequence[str | None] = (),
                         name: str = "") -> str:
-    """Why ``name`` is missing: the cell that should define it, else the import that failed
-    first, else the first cell that failed."""
+    """Why ``name`` is missing: a failed import first (the first cause of a cascade: the cells
+    after it fail on names it should have brought), then the cell that should define it, else
+    the first cell that failed. Where that cell failed on a name another cell should have
+    defined, that cell comes first: the first cause of the cascade."""
     import re
 
     failed = [c for c in execution.cells if c.status not in ("ok", "not_run") and c.error]
-    defines = re.compile(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^\s*{re.escape(name)}\s*(?::[^=]*)?=",
-                         re.MULTILINE) if name.isidentifier() else None
+    index = _defining_cell(cells, name) if cells else None
     by_index = {c.index: c for c in execution.cells}
-    if defines is not None:
-        for index, source in enumerate(cells):
-            if source is not None and defines.search(source):
-                cell = by_index.get(index)
-                if cell is not None and cell.status != "ok":
-                    what = ("raised " + cell.error["ename"] if cell.status == "error" and cell.error
-                            else f"did not run ({cell.status})")
-                    detail = f": {cell.error['evalue']}" if cell.error else ""
-                    return f" ({_label(cells, index)}, which defines it, {what}{detail})"
-    imports = [c for c in failed if (c.error or {}).get("ename") in ("ModuleNotFoundError", "ImportError")]
-    for cell in imports[:1] or failed[:1]:
+    imports = [c for c in failed if (c.error or {}).get("ename") in ("ModuleNotFoundError", "ImportError")
+               and (index is None or c.index < index)]
+    parts = []
+    for cell in imports[:1]:
         assert cell.error is not None
-        what = ("raised " + cell.error["ename"]) if cell.status == "error" else "was stopped"
-        return f" ({_label(cells, cell.index)} {what}: {cell.error['evalue']})"
-    return ""
+        parts.append(f"{_label(cells, cell.index)} raised {cell.error['ename']}: {cell.error['evalue']}")
+    chain = []  # the defining cell, then (root first) the cells that failed to define what it used
+    missing, at = name, index
+    while at is not None and len(chain) < 4:
+        defining = by_index.get(at)
+        if defining is None or defining.status == "ok":
+            break
+        chain.append((defining, missing))
+        used = re.fullmatch(r"name '(\w+)' is not defined", (defining.error or {}).get("evalue", ""))
+        if used is None:
+            break
+        missing = used.group(1)
+        earlier = _defining_cell(cells[:at], missing)
+        at = earlier if earlier is not None and earlier < at else None
+    for k, (defining, defines) in enumerate(reversed(chain)):
+        what = ("raised " + defining.error["ename"] if defining.status == "error" and defining.error
+                else f"did not run ({defining.status})")
+        detail = f": {defining.error['evalue']}" if defining.error else ""
+        then = "then " if parts else ""
+        which = "it" if k == len(chain) - 1 else defines
+        parts.append(f"{_label(cells, defining.index)}, which defines {which}, {then}{what}{detail}")
+    if not parts:
+        for first in failed[:1]:
+            assert first.error is not None
+            what = ("raised " + first.error["ename"]) if first.status == "error" else "was stopped"
+            parts.append(f"{_label(cells, first.index)} {what}: {first.error['evalue']}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _traceback_tail(text: str, lines: int = 12) -> str:

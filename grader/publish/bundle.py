@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbformat
 import yaml
 from rich.console import Console
 
@@ -30,7 +31,6 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
     from grader.sandbox.local import Worker
 
     reference_dir, template_dir = root / "reference", root / "student_template"
-    stale = template.stale_templates(reference_dir=reference_dir, template_dir=template_dir)
     wanted: dict[Path, bytes] = {}
     assignments = spec.load_all(root)
     limits = max((limits_for(a) for a in assignments), key=lambda l: l.notebook_seconds,
@@ -51,18 +51,49 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
                if not _same_content(path, content, tolerances.get(path))}
     # The wheel carries the checks as the template will.
     this = course.load(root)
-    changed.update(student_package.stale_wheel(template_dir=template_dir, checks={
-        p: changed[p] if p in changed else p.read_bytes() for p in wanted},
-        version=this.version, dist=this.package))
+    shipped = {p: changed[p] if p in changed else p.read_bytes() for p in wanted}
+    changed.update(student_package.stale_wheel(template_dir=template_dir, checks=shipped,
+                                               version=this.version, dist=this.package))
+    decorate = _check_cells(assignments, template_dir, shipped, this)
+    stale = template.stale_templates(reference_dir=reference_dir, template_dir=template_dir,
+                                     decorate=decorate)
     stale += [str(path.relative_to(root)) for path in changed]
     if check_only:
         return stale
-    template.build_templates(reference_dir=reference_dir, template_dir=template_dir)
+    template.build_templates(reference_dir=reference_dir, template_dir=template_dir,
+                             decorate=decorate)
     for path, content in changed.items():
         atomic_write(path, content)
     for item in stale:
         console.print(f"wrote {item}")
     return stale
+
+
+def _check_cells(assignments: list[spec.Assignment], template_dir: Path,
+                 shipped: dict[Path, bytes], this: course.Course) -> template.Decorate:
+    """Adds each notebook's check cells and embedded visible checks (publish.check_cells),
+    made from the files the template ships (``shipped``)."""
+    from grader.publish import check_cells, student_package
+
+    by_notebook = {a.notebook: a for a in assignments}
+
+    def decorate(name: str, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+        a = by_notebook.get(name)
+        if a is None:
+            return nb
+        folder = template_dir / "checks" / a.name
+        bundle = {p.relative_to(folder).as_posix(): c for p, c in shipped.items()
+                  if folder in p.parents}
+        data = None
+        if a.data is not None and a.data.stage_as:
+            data = check_cells.data_pins(shipped, url=a.data.url, dest=a.data.stage_as,
+                                         folder=template_dir / a.data.stage_as)
+        return check_cells.add(nb, assignment=a, bundle=bundle,
+                               requirement=student_package.requirement(this.version, this.package),
+                               wheel=student_package.wheel_name(this.version, this.package),
+                               data=data)
+
+    return decorate
 
 
 def _same_content(path: Path, content: bytes, tolerances: dict[str, spec.Tolerance] | None) -> bool:

@@ -1,12 +1,14 @@
-"""The student package: a small wheel with the visible checks, for Jupyter, Colab and CI.
+"""The student package: a small wheel, the checks library, for Jupyter, Colab and CI.
 
-``grader build`` writes ``student_template/grader_checks-<version>-py3-none-any.whl``. It holds
-the import package ``grader`` cut down to what the checks need (comparison, wire, spec, probes
-helper, plan, scoring and log, ``grader.notebook``, the ``grader-check`` command, the feedback
-page) and, as package data, each assignment's visible checks bundle (``grader/checks/<name>/``:
-the spec without hidden checks, the probes, the visible expected values). No sandbox, no
-reference, no hidden check, nothing that imports only on Linux. It accepts the torch that is
-there (``torch>=2.1``): Colab's must not be replaced.
+``grader build`` writes ``student_template/grader_checks-<version>-py3-none-any.whl``, the file
+a course publishes on a package index so that the template's setup cell installs it by name
+(``requirement``). It holds the import package ``grader`` cut down to what the checks need
+(comparison, wire, spec, probes helper, plan, scoring and log, ``grader.notebook``, the
+``grader-check`` command, the feedback page) and no course content: each assignment's visible
+checks travel in its notebook's metadata and the template's ``checks/`` folder
+(``grader.publish.check_cells``). No sandbox, no reference, no hidden check, nothing that
+imports only on Linux. It accepts the torch that is there (``torch>=2.1,<3``): Colab's must not
+be replaced.
 
 The wheel is written by hand rather than by a build backend: its contents are exactly the files
 listed here, and fixed timestamps make it byte-for-byte reproducible, so ``grader build
@@ -35,13 +37,20 @@ _DATASETS = tuple(f"datasets/{p.stem}" for p in
 MODULES = ("__init__", "errors", "compare", "wire", "spec", "probelib", "execution", "files",
            "logfile", "submission", "notebook", "grading/__init__", "grading/score",
            "grading/plan", "grading/pipeline", *_DATASETS, "student/__init__", "student/checks",
-           "student/cli", "student/kernel", "reports/__init__", "reports/feedback")
+           "student/cli", "student/kernel", "student/submit", "reports/__init__",
+           "reports/feedback")
 # nbformat: the in-notebook check logs through grading.pipeline, which reads notebooks with it.
-REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1", "nbformat>=5.9")
+REQUIRES = ("numpy>=1.26", "pyyaml>=6.0", "torch>=2.1,<3", "nbformat>=5.9")
 # For grader-check (runs the notebook file in a kernel); Jupyter and Colab have these already.
 CLI_REQUIRES = ("nbclient>=0.10", "ipykernel>=6.29")
 REQUIRES_PYTHON = ">=3.10"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def requirement(version: str = grader.__version__, dist: str = DIST_NAME) -> str:
+    """What the template's setup cell installs by name from the package index: this release's
+    compatible versions (the checks bundles in the notebooks are read by this release's code)."""
+    return f"{dist}~={version}"
 
 
 def wheel_name(version: str = grader.__version__, dist: str = DIST_NAME) -> str:
@@ -121,9 +130,10 @@ def template_wheel(*, template_dir: Path, checks: dict[Path, bytes],
             b.get("assignment.yaml", b"") for _, b in sorted(bundles.items()))
     package_dir = Path(grader.__file__).resolve().parent
     # A course names and versions its own wheel (grader.course): two courses never share one.
+    # It is the library alone: the course's visible checks travel in the notebooks' metadata and
+    # the template's checks/ folder; the bundles only say what the assignments require.
     return {template_dir / wheel_name(version, dist): build_wheel(
-        package_dir=package_dir, bundles=bundles, version=version, dist=dist,
-        requires=requires)}
+        package_dir=package_dir, bundles={}, version=version, dist=dist, requires=requires)}
 
 
 def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes],
@@ -137,25 +147,3 @@ def stale_wheel(*, template_dir: Path, checks: dict[Path, bytes],
                                                                checks=checks, version=version,
                                                                dist=dist, requires=requires).items()
             if not path.is_file() or path.read_bytes() != content}
-
-
-RELEASE_PLACEHOLDER = "https://github.com/COURSE/TEMPLATE/releases/latest/download/"
-
-
-def first_cell(*, release_url: str = RELEASE_PLACEHOLDER, version: str = grader.__version__) -> str:
-    """The template's first code cell: the checks, installed once (the one ``%pip`` line).
-
-    Where ``grader`` already imports (a second run, or an instructor's checkout) nothing is
-    installed; otherwise the wheel beside the notebook (Jupyter), else the same file from the
-    course's release (``release_url``, e.g. for Colab, which has no checkout)."""
-    return (
-        "# The course's visible checks: run checks.check(\"Q1\") after a question (keeps your torch).\n"
-        "try:\n"
-        "    from grader import notebook as checks\n"
-        "except ImportError:  # the first time: install them\n"
-        "    import os\n"
-        f"    _wheel = {wheel_name(version)!r}\n"
-        "    if not os.path.exists(_wheel):  # Colab: from the course's release\n"
-        f"        _wheel = {release_url!r} + _wheel\n"
-        "    %pip install -q {_wheel}\n"
-        "    from grader import notebook as checks\n")

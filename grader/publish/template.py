@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import re
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,18 +337,25 @@ def _reference_notebooks(reference_dir: Path) -> list[Path]:
     return sorted(p for p in reference_dir.glob("*.ipynb") if p.is_file())
 
 
-def _template_text(reference: Path) -> str:
-    nb = read_notebook(reference)
-    return notebook_text(make_template(nb, source_name=str(reference)))
+# What else a build puts into a template (the check cells): notebook file name, template -> template.
+Decorate = Callable[[str, nbformat.NotebookNode], nbformat.NotebookNode]
 
 
-def build_templates(*, reference_dir: Path, template_dir: Path) -> list[Path]:
+def _template_text(reference: Path, decorate: Decorate | None = None) -> str:
+    nb = make_template(read_notebook(reference), source_name=str(reference))
+    if decorate is not None:
+        nb = decorate(reference.name, nb)
+    return notebook_text(nb)
+
+
+def build_templates(*, reference_dir: Path, template_dir: Path,
+                    decorate: Decorate | None = None) -> list[Path]:
     """Write ``template_dir/<name>`` for each ``reference_dir/*.ipynb``; return the paths written.
 
     Every template is computed before any is written, so a marker error writes nothing.
     """
     texts = [
-        (template_dir / ref.name, _template_text(ref))
+        (template_dir / ref.name, _template_text(ref, decorate))
         for ref in _reference_notebooks(reference_dir)
     ]
     for path, text in texts:
@@ -356,13 +363,14 @@ def build_templates(*, reference_dir: Path, template_dir: Path) -> list[Path]:
     return [path for path, _ in texts]
 
 
-def stale_templates(*, reference_dir: Path, template_dir: Path) -> list[str]:
+def stale_templates(*, reference_dir: Path, template_dir: Path,
+                    decorate: Decorate | None = None) -> list[str]:
     """Templates (e.g. ``hw1.ipynb``) that are missing or differ from what ``build_templates``
     would write."""
     stale: list[str] = []
     for ref in _reference_notebooks(reference_dir):
         target = template_dir / ref.name
-        expected = _template_text(ref).encode("utf-8")
+        expected = _template_text(ref, decorate).encode("utf-8")
         if not target.is_file() or target.read_bytes() != expected:
             stale.append(ref.name)
     return stale

@@ -223,3 +223,53 @@ def write_gradebook_exports(ov: ClassReport, console: Console, *, leaderboard_fi
                           "(not in the Canvas file: add them to the roster)", markup=False,
                           highlight=False)
         console.print(f"wrote {canvas_file}", markup=False, highlight=False)
+
+
+def attempts(submissions: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each student's check attempts (``grader.student.submit``): the JSON-lines log beside the
+    notebook in ``submissions/<student>/``, else the one inside their upload zip. Read as data
+    (size-capped, malformed lines skipped), never unpickled: it comes from the student."""
+    import zipfile
+
+    from grader.files import read_capped
+    from grader.student import submit
+
+    if not submissions.is_dir():
+        raise InputError(f"--attempts {submissions}: no such folder")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for folder in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.is_symlink()):
+        texts: list[str] = []
+        for path in sorted(folder.glob(f"*{submit.ATTEMPTS_SUFFIX}")):
+            try:
+                texts.append(read_capped(path, submit.MAX_ATTEMPTS_BYTES, what="attempts log")
+                             .decode("utf-8", "replace"))
+            except InputError:
+                continue
+        if not texts:
+            for path in sorted(folder.glob("*_submission.zip")):
+                try:
+                    with zipfile.ZipFile(path) as zf:
+                        for info in zf.infolist():
+                            if info.filename.endswith(submit.ATTEMPTS_SUFFIX) \
+                                    and info.file_size <= submit.MAX_ATTEMPTS_BYTES:
+                                texts.append(zf.read(info).decode("utf-8", "replace"))
+                except (OSError, zipfile.BadZipFile):
+                    continue
+        entries = [a for text in texts for a in submit.read_attempts(text)]
+        if entries:
+            out[folder.name] = entries
+    return out
+
+
+def print_attempts(found: dict[str, list[dict[str, Any]]], console: Console) -> None:
+    """One row per student: attempts per question, first and last, the last score."""
+    t = Table(title="check attempts (the students' own checks)", show_header=True,
+              title_justify="left")
+    for col in ("student", "attempts", "per question", "first", "last"):
+        t.add_column(col)
+    for student, entries in found.items():
+        per_q = Counter(str(a["question"]) for a in entries)
+        t.add_row(Text(student), str(len(entries)),
+                  Text(", ".join(f"{q}: {n}" for q, n in sorted(per_q.items()))),
+                  Text(str(entries[0]["time"])), Text(str(entries[-1]["time"])))
+    console.print(t)

@@ -70,6 +70,7 @@ def preload(modules: Sequence[str] = (), warmups: Sequence[str] = ()) -> None:
     from traitlets.config import Config
 
     import grader.probelib  # noqa: F401  (probes import it after Landlock is on)
+    import grader.notebook  # noqa: F401  (the template's generated cells import it; there they do nothing)
     import grader.sandbox.runtime  # noqa: F401  (installed in each runner, after the fork)
 
     sleep = shutil.which("sleep")

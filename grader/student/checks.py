@@ -38,14 +38,25 @@ from grader.errors import InputError, SpecError
 from grader.execution import Execution, ProbeAnswer, Requests
 from grader.grading.pipeline import make_log
 from grader.grading.plan import requests_for
+from grader.grading.score import NOT_YET, ungraded_reason
 from grader.logfile import NO_SANDBOX, CheckResult, SubmissionLog
 
-__all__ = ["CheckReport", "check", "check_all"]
+__all__ = ["CheckReport", "check", "check_all", "expected", "export", "fetch_data", "inputs",
+           "reproduce"]
 
 # Bundles installed with the student package (``grader build`` puts them in the wheel).
 PACKAGE_CHECKS = Path(__file__).resolve().parent.parent / "checks"
 # A student's laptop or a CI runner is slower than the grading machine: twice the spec's limits.
 PROBE_SLACK = CELL_SLACK = 2.0
+# Set in grader-check's kernel (grader.student.kernel): the notebook's own check cells do
+# nothing there, as in the sandbox, because the grader checks the notebook itself.
+GRADING_ENV = "GRADER_CHECK_CELLS"
+
+
+def grading() -> bool:
+    """Is a grader running this notebook (the sandbox's runner, grader-check's kernel)? Then the
+    template's check, submit and setup cells do nothing: a student's copy is graded unchanged."""
+    return "grader.sandbox" in sys.modules or os.environ.get(GRADING_ENV) == "skip"
 
 
 @dataclass(frozen=True)
@@ -94,9 +105,18 @@ class CheckReport:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
+    why_no_points: str = ""  # score.ungraded_reason, for a question checked alone
+
     def _title(self) -> str:
         what = f"{self.assignment} {self.question}" if self.question else self.assignment
-        return f"{what}: {self.score:g} / {self.max_score:g} points (visible checks only)"
+        title = f"{what}: {self.score:g} / {self.max_score:g} points (visible checks only)"
+        return f"{title}: {self.why_no_points}" if self.why_no_points and not self.results else title
+
+    def reproduce(self, result: CheckResult) -> str:
+        """A few lines that re-run a failed visible check in the notebook, where its error is
+        a real traceback into the student's code (``checks.reproduce``)."""
+        return (f"got = checks.reproduce({result.name!r})  # the inputs: checks.inputs({result.name!r})\n"
+                f"want = checks.expected({result.name!r})")
 
     def text(self) -> str:
         """The layout of ``grader check``: a score line, PASS/FAIL per check, why, the hint."""
@@ -108,6 +128,9 @@ class CheckReport:
                 lines += [f"     {line}" for line in r.message.splitlines()]
                 if r.hint:
                     lines.append(f"     Hint: {r.hint}")
+                if r.visibility == "visible" and not r.message.startswith(NOT_YET):
+                    lines.append("     Reproduce it in a cell:")
+                    lines += [f"         {line}" for line in self.reproduce(r).splitlines()]
         return "\n".join(lines)
 
     def html(self) -> str:
@@ -124,6 +147,9 @@ class CheckReport:
                 if r.hint:
                     detail += (f'<div style="margin:0 0 .6em 2em"><b>Hint:</b> '
                                f"{escape(r.hint)}</div>")
+                if r.visibility == "visible" and not r.message.startswith(NOT_YET):
+                    detail += ('<div style="margin:0 0 .6em 2em">Reproduce it in a cell:<pre>'
+                               f"{escape(self.reproduce(r))}</pre></div>")
             rows.append(f"<div>{badge}{detail}</div>")
         return (f'<div class="grader-checks"><p><b>{escape(self._title())}</b></p>'
                 + "".join(rows) + "</div>")
@@ -219,10 +245,47 @@ def bundle_dirs(checks_dir: Path | None) -> list[Path]:
     return []
 
 
-def bundle_named(name: str, checks_dir: Path | None, *, what: str) -> Bundle:
+def embedded_bundle(nb: Any) -> Path | None:
+    """The visible checks a notebook carries in ``metadata.grader.checks`` (``grader build``
+    puts them there), written once to a temporary folder; None if it has none. Only the student's
+    own checks read them: the grader never does."""
+    meta = nb.get("metadata", {}).get("grader", {}) if isinstance(nb, dict) else {}
+    files = meta.get("checks") if isinstance(meta, dict) else None
+    name = meta.get("assignment") if isinstance(meta, dict) else None
+    if not isinstance(files, dict) or not isinstance(name, str) or not name.isidentifier():
+        return None
+    files = {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)
+             and k and "/" not in k and "\\" not in k and not k.startswith(".")}
+    if "assignment.yaml" not in files or "expected.json" not in files:
+        return None
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"grader-checks-{digest}" / name
+    if not (folder / "expected.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        for filename, text in files.items():
+            (folder / filename).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def bundle_named(name: str, checks_dir: Path | None, *, what: str,
+                 notebook: Path | None = None) -> Bundle:
     """The bundle of assignment ``name``; a ``checks_dir`` holding one bundle is used whatever
-    its name. ``what`` (the notebook) starts the error message."""
+    its name; else the one ``notebook`` carries. ``what`` (the notebook) starts the error."""
     dirs = bundle_dirs(checks_dir)
+    if checks_dir is None and notebook is not None and name not in {d.name for d in dirs}:
+        embedded = embedded_bundle(_read_json(notebook))
+        if embedded is not None:
+            dirs = [embedded, *dirs]
     by_name = {d.name: d for d in dirs}
     if name not in by_name and not (checks_dir is not None and len(dirs) == 1):
         raise SpecError(f"{what}: no checks for assignment {name!r} "
@@ -239,15 +302,41 @@ def _notebook_file(ns: dict[str, Any]) -> Path | None:
     return None
 
 
-def _notebook_assignment(ns: dict[str, Any]) -> str | None:
-    """``metadata.grader.assignment`` of the notebook this kernel serves, where it is known."""
-    path = _notebook_file(ns)
-    if path is None:
+def _colab_notebook() -> Any:
+    """The notebook as Colab holds it (not on disk there), else None."""
+    if "google.colab" not in sys.modules:
         return None
     try:
-        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-    except (OSError, ValueError, AttributeError):
+        from google.colab import _message
+
+        return _message.blocking_request("get_ipynb", timeout_sec=30)["ipynb"]
+    except Exception:  # any failure: no notebook known
         return None
+
+
+def _notebook_json(ns: dict[str, Any]) -> Any:
+    """The notebook this kernel serves: its file (Jupyter, VS Code), Colab's copy, else the
+    only notebook in the working folder that carries checks."""
+    path = _notebook_file(ns)
+    if path is not None:
+        return _read_json(path)
+    colab = _colab_notebook()
+    if colab is not None:
+        return colab
+    carrying = [nb for nb in (_read_json(p) for p in sorted(Path.cwd().glob("*.ipynb")))
+                if embedded_bundle_meta(nb)]
+    return carrying[0] if len(carrying) == 1 else None
+
+
+def embedded_bundle_meta(nb: Any) -> bool:
+    meta = nb.get("metadata", {}).get("grader", {}) if isinstance(nb, dict) else {}
+    return isinstance(meta, dict) and isinstance(meta.get("checks"), dict)
+
+
+def _notebook_assignment(ns: dict[str, Any]) -> str | None:
+    """``metadata.grader.assignment`` of the notebook this kernel serves, where it is known."""
+    nb = _notebook_json(ns)
+    meta = nb.get("metadata", {}) if isinstance(nb, dict) else {}
     name = meta.get("grader", {}).get("assignment") if isinstance(meta, dict) else None
     return name if isinstance(name, str) and name else None
 
@@ -257,9 +346,15 @@ def find_bundle(*, ns: dict[str, Any], assignment: str | None = None,
     """The assignment named, else the notebook's (its metadata), else the only one that has
     ``question`` and whose definitions are present in ``ns``."""
     dirs = bundle_dirs(checks_dir)
+    if checks_dir is None:  # the notebook's own, unless a checks/ folder has this assignment
+        wanted_name = assignment or _notebook_assignment(ns)
+        if wanted_name is None or wanted_name not in {d.name for d in dirs}:
+            embedded = embedded_bundle(_notebook_json(ns))
+            if embedded is not None and (wanted_name is None or embedded.name == wanted_name):
+                dirs = [embedded]
     if not dirs:
-        raise InputError("no visible checks found: install the course's grader-checks package "
-                         "(the first cell of the template) or run next to its checks/ folder")
+        raise InputError("no visible checks found: open the notebook the course gave you (it "
+                         "carries them), or run next to the template's checks/ folder")
     by_name = {d.name: d for d in dirs}
     wanted = assignment or _notebook_assignment(ns)
     if wanted is not None:
@@ -374,25 +469,159 @@ def _student(ns: dict[str, Any]) -> str:
     return (path.resolve().parent if path is not None else Path.cwd()).name
 
 
+def _code_sha256(bundle: Bundle, ns: dict[str, Any]) -> str:
+    """A hash of the code the probes call (their ``need`` names), as defined in the kernel now."""
+    import hashlib
+    import inspect
+
+    h = hashlib.sha256()
+    for name in sorted(bundle.needs):
+        value = ns.get(name)
+        if value is None:
+            continue
+        try:
+            text = inspect.getsource(value)
+        except (TypeError, OSError):
+            text = repr(type(value))
+        h.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return h.hexdigest()
+
+
+def _folder(ns: dict[str, Any]) -> Path:
+    path = _notebook_file(ns)
+    return path.resolve().parent if path is not None else Path.cwd()
+
+
+# The last whole-notebook report per assignment, for export().
+_LAST: dict[str, tuple[CheckReport, float]] = {}
+
+
+def _checked(bundle: Bundle, space: dict[str, Any], report: CheckReport, question: str) -> None:
+    """The attempt logged beside the notebook, where there is one (Colab: its working folder)."""
+    from grader.student import submit
+
+    folder = _folder(space)
+    if (_notebook_file(space) is None and not (folder / bundle.assignment.notebook).is_file()
+            and "google.colab" not in sys.modules):
+        return  # a kernel away from its notebook (a script, a test): nowhere that is the student's
+    submit.record_attempt(folder, assignment=bundle.name, question=question,
+                          score=report.score, max_score=report.max_score,
+                          code_sha256=_code_sha256(bundle, space))
+
+
 def check(question: str, *, ns: dict[str, Any] | None = None, assignment: str | None = None,
-          checks_dir: str | Path | None = None, quiet: bool = False) -> CheckReport:
-    """Run question ``question``'s visible checks on this kernel's definitions and show why."""
+          checks_dir: str | Path | None = None, quiet: bool = False) -> CheckReport | None:
+    """Run question ``question``'s visible checks on this kernel's definitions and show why.
+    Nothing happens while a grader runs the notebook (``grading``)."""
+    if grading():
+        return None
     space = _user_ns(ns)
     bundle = find_bundle(ns=space, assignment=assignment, question=question,
                          checks_dir=Path(checks_dir) if checks_dir is not None else None)
     report = run_checks(bundle, ns=space, questions=[question], question=question)
+    report.why_no_points = ungraded_reason(bundle.assignment, question, visible_only=True)
+    _checked(bundle, space, report, question)
     if not quiet:
         report.show()
     return report
 
 
 def check_all(*, ns: dict[str, Any] | None = None, assignment: str | None = None,
-              checks_dir: str | Path | None = None, quiet: bool = False) -> CheckReport:
+              checks_dir: str | Path | None = None, quiet: bool = False) -> CheckReport | None:
     """Every question's visible checks; ``.log`` is the notebook's whole log."""
+    if grading():
+        return None
     space = _user_ns(ns)
     bundle = find_bundle(ns=space, assignment=assignment,
                          checks_dir=Path(checks_dir) if checks_dir is not None else None)
     report = run_checks(bundle, ns=space)
+    _checked(bundle, space, report, "all")
+    _LAST[bundle.name] = (report, time.time())
     if not quiet:
         report.show()
     return report
+
+
+def export(*, ns: dict[str, Any] | None = None, assignment: str | None = None,
+           checks_dir: str | Path | None = None) -> Path | None:
+    """Write the file to upload (the notebook, the visible-check log, the attempts log) beside
+    the notebook and say in one line what to upload where; warn when the notebook on disk is
+    older than the last check (unsaved work)."""
+    if grading():
+        return None
+    from grader.student import submit
+
+    space = _user_ns(ns)
+    bundle = find_bundle(ns=space, assignment=assignment,
+                         checks_dir=Path(checks_dir) if checks_dir is not None else None)
+    if bundle.name not in _LAST:
+        check_all(ns=space, assignment=bundle.name, checks_dir=checks_dir, quiet=True)
+    report, checked_at = _LAST[bundle.name]
+    folder = _folder(space)
+    path = _notebook_file(space) or folder / bundle.assignment.notebook
+    if path.is_file():
+        content = path.read_bytes()
+        if path.stat().st_mtime < checked_at - 1:
+            print(f"warning: {path.name} on disk is older than your last check: save the notebook "
+                  "(File > Save), then run this cell again, or the upload misses your latest work")
+    else:
+        colab = _colab_notebook()
+        if colab is None:
+            raise InputError(f"{path}: notebook file not found; save it there (or pass ns= of "
+                             "the notebook's kernel), then run export() again")
+        content = json.dumps(colab, indent=1).encode()
+    upload = submit.write_upload(folder, assignment=bundle.name,
+                                 notebook_name=bundle.assignment.notebook, notebook=content,
+                                 log=report.log)
+    print(f"Upload {upload} to the course's submission page for {bundle.name}; it holds your "
+          f"notebook, its visible-check log ({report.score:g} / {report.max_score:g} points) and "
+          "your check attempts.")
+    return upload
+
+
+def fetch_data(url: str, dest: str, files: dict[str, str]) -> Path | None:
+    """The setup cell's data: kept if present, else downloaded and checked file by file."""
+    if grading():
+        return None
+    from grader.student import submit
+
+    return submit.fetch_data(url, dest, files)
+
+
+def _one_check(name: str, ns: dict[str, Any], assignment: str | None,
+               checks_dir: str | Path | None = None) -> tuple[Bundle, Any]:
+    bundle = find_bundle(ns=ns, assignment=assignment,
+                         checks_dir=Path(checks_dir) if checks_dir is not None else None)
+    found = [c for c in bundle.assignment.checks if c.name == name]
+    if not found:
+        raise InputError(f"{bundle.name} has no visible check {name!r} (checks: "
+                         + ", ".join(c.name for c in bundle.assignment.checks) + ")")
+    return bundle, found[0]
+
+
+def inputs(name: str, *, ns: dict[str, Any] | None = None, assignment: str | None = None,
+           checks_dir: str | Path | None = None) -> dict[str, Any]:
+    """The arguments visible check ``name`` gives its probe (arrays as numpy arrays)."""
+    space = _user_ns(ns)
+    bundle, c = _one_check(name, space, assignment, checks_dir)
+    [(_, args)] = requests_for(replace(bundle.assignment, checks=(c,), records=())).values()
+    return {k: wire.decode_value(wire.encode_value(v)) for k, v in args.items()}
+
+
+def expected(name: str, *, ns: dict[str, Any] | None = None, assignment: str | None = None,
+             checks_dir: str | Path | None = None) -> Any:
+    """What visible check ``name`` expects (the reference's outputs on its inputs)."""
+    bundle, c = _one_check(name, _user_ns(ns), assignment, checks_dir)
+    return bundle.expected[c.request_key]
+
+
+def reproduce(name: str, *, ns: dict[str, Any] | None = None, assignment: str | None = None,
+              checks_dir: str | Path | None = None) -> Any:
+    """Run visible check ``name``'s probe on this kernel's code, errors not caught: a failure
+    is a real traceback into your code (``%debug`` works on it)."""
+    space = _user_ns(ns)
+    bundle, c = _one_check(name, space, assignment, checks_dir)
+    module = types.ModuleType("probes")
+    exec(compile(bundle.assignment.probes_source, "<probes>", "exec"), module.__dict__)
+    args = inputs(name, ns=space, assignment=bundle.name, checks_dir=checks_dir)
+    return getattr(module, c.probe)(space, **args)

@@ -60,8 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def log_text(log: SubmissionLog) -> str:
-    lines = [CheckReport(log).text()]
-    lines += [f"note: {e['message']}" for e in log.errors]
+    # A failed import first: the errors after it are its consequences (the first cause of a cascade).
+    imports = [e for e in log.errors if "ModuleNotFoundError" in e["message"]
+               or "ImportError" in e["message"]][:1]
+    lines = [f"note: {e['message']}" for e in imports] + [CheckReport(log).text()]
+    lines += [f"note: {e['message']}" for e in log.errors if e not in imports]
     return "\n".join(lines)
 
 
@@ -82,7 +85,8 @@ def check_notebook(*, notebook: Path, assignment: str | None = None,
     if not notebook.is_file():
         raise InputError(f"{notebook}: no such notebook")
     started = time.perf_counter()
-    bundle = bundle_named(assignment or assignment_name(notebook), checks_dir, what=str(notebook))
+    bundle = bundle_named(assignment or assignment_name(notebook), checks_dir, what=str(notebook),
+                          notebook=notebook)
     a = bundle.assignment
     # The notebook's data, where the bundle says; none found is no error (the notebook's own
     # folder may hold it, and it is staged with the notebook).

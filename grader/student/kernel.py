@@ -161,15 +161,19 @@ class KernelExecutor:
         threads = str(self.limits.threads)
         # The kernel must be this interpreter's (it has the package): first on PATH, where the
         # "python3" kernel spec's bare `python` is looked up.
+        # GRADER_CHECK_CELLS: the notebook's own check cells do nothing here (this run checks it).
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-               "PYTHONHASHSEED": "0",
+               "PYTHONHASHSEED": "0", "GRADER_CHECK_CELLS": "skip",
                "PATH": os.pathsep.join([str(Path(sys.executable).parent),
                                         os.environ.get("PATH", "")])}
         # iopub_timeout: nbclient waits that long for a cell's outputs after its reply, then
         # goes on without them; on a busy machine its 4 s default lost the ask cell's answers.
+        # The kernel logs errors only: its "running over TCP without encryption" warning on
+        # every run is not the student's business.
         client = NotebookClient(nb, timeout=60, kernel_name=self.kernel_name, allow_errors=True,
                                 iopub_timeout=IOPUB_GRACE,
-                                resources={"metadata": {"path": str(workdir)}})
+                                resources={"metadata": {"path": str(workdir)}},
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
         outcomes: dict[int, CellOutcome] = {}
         answers: dict[str, ProbeAnswer] = {}
         trouble: list[str] = []

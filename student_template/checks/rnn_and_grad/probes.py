@@ -13,7 +13,7 @@ and outputs are detached only once the student's code has returned.
 import torch
 from torch import nn
 
-from grader.probelib import count_parameters, detached, fill_, need, tensor
+from grader.probelib import built, call, count_parameters, detached, fill_, need, tensor
 
 # The course's 1.A stub appends nothing to h_list, so torch.stack fails later with this
 # message, about something else than the stub itself (grader.probelib.describe_failure).
@@ -29,7 +29,8 @@ NONLINEARITIES = {
 
 def _rnn(ns, input_size, hidden_size, nonlinearity="tanh"):
     layer_class = need(ns, "RNNLayer")
-    return layer_class(input_size, hidden_size, nonlinearity=NONLINEARITIES[nonlinearity])
+    layer = layer_class(input_size, hidden_size, nonlinearity=NONLINEARITIES[nonlinearity])
+    return built(layer, f"RNNLayer({input_size}, {hidden_size})")
 
 
 def rnn_parameter_count(ns, *, input_size, hidden_size):
@@ -38,7 +39,7 @@ def rnn_parameter_count(ns, *, input_size, hidden_size):
 
 def rnn_forward(ns, *, input_size, hidden_size, nonlinearity, fill, x):
     layer = fill_(_rnn(ns, input_size, hidden_size, nonlinearity), fill)
-    all_h, last_h = layer(tensor(x))
+    all_h, last_h = call(layer, "RNNLayer.forward", tensor(x), names=("x",))
     return {"all_h": detached(all_h), "last_h": detached(last_h)}
 
 
@@ -46,7 +47,7 @@ def rnn_input_gradient(ns, *, input_size, hidden_size, nonlinearity, fill, x, we
     """d(sum(w * all_h))/dx, plus the gradients kept by store_h_for_grad (1.D relies on them)."""
     layer = fill_(_rnn(ns, input_size, hidden_size, nonlinearity), fill)
     xt = tensor(x, grad=True)
-    all_h, _ = layer(xt)
+    all_h, _ = call(layer, "RNNLayer.forward", xt, names=("x",))
     (all_h * tensor(weights)).sum().backward()
     h_list = getattr(layer, "h_list", None)
     if h_list is None:
@@ -76,23 +77,27 @@ class _StandIn(nn.Module):
 
 
 def regression_parameter_count(ns, *, input_size, hidden_size, output_dim):
-    model = need(ns, "RecurrentRegressionModel")(_StandIn(input_size, hidden_size), output_dim)
+    net = _StandIn(input_size, hidden_size)
+    model = need(ns, "RecurrentRegressionModel")(net, output_dim)
+    built(model, f"RecurrentRegressionModel(net, {output_dim})", besides=net)
     return {"count": count_parameters(model)}
 
 
 def regression_forward(ns, *, input_size, hidden_size, output_dim, fill_net, fill_head, x):
     net = _StandIn(input_size, hidden_size)
     model = need(ns, "RecurrentRegressionModel")(net, output_dim)
+    built(model, f"RecurrentRegressionModel(net, {output_dim})", besides=net)
     fill_(model, fill_head)
     fill_(net, fill_net)
-    out, all_h = model(tensor(x))
+    out, all_h = call(model, "RecurrentRegressionModel.forward", tensor(x), names=("x",))
     return {"out": detached(out), "all_h": detached(all_h)}
 
 
 def loss(ns, *, pred, y, last_timestep_only):
     loss_fn = need(ns, "loss_fn")
     p = tensor(pred, grad=True)
-    value = loss_fn(p, tensor(y), last_timestep_only=last_timestep_only)
+    value = call(loss_fn, "loss_fn", p, tensor(y), names=("pred", "y"),
+                 last_timestep_only=last_timestep_only)
     if not isinstance(value, torch.Tensor) or value.dim() != 0:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise TypeError(f"loss_fn must return a scalar tensor, got {shape}")
