@@ -136,19 +136,62 @@ def _categories(ns):
     return [str(c) for c in need(ns, "all_categories")]
 
 
+MAX_WEIGHTS = 50_000_000  # numbers in the trained state_dict: 200 MB of float32, 16x the course's
+
+
+def _weights_only(model):
+    """The trained network's ``state_dict`` as plain CPU tensors (a copy through numpy: no
+    subclass, no hook, no attribute survives), or TypeError when it is not that or too big."""
+    state = model.state_dict()
+    if not isinstance(state, dict):
+        raise TypeError("the trained model's state_dict() is not a dict")
+    plain, total = {}, 0
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise TypeError(f"the trained model's state_dict() holds {type(value).__name__} "
+                            f"under {key!r}: expected tensors only")
+        total += value.numel()
+        if total > MAX_WEIGHTS:
+            raise TypeError(f"the trained model has more than {MAX_WEIGHTS} weights")
+        plain[key] = torch.from_numpy(np.array(value.detach().cpu().numpy(), copy=True))
+    return plain
+
+
+def _fresh(ns, model):
+    """A new instance of the notebook's own RecurrentClassifier holding only the trained
+    weights: whatever the trained object carries besides them (a wrapper, a patched forward, a
+    table of names) is not in it. Sizes, layers and type are read from the weights."""
+    state = _weights_only(model)
+    model_type = "lstm" if any(k.startswith("lstm.") for k in state) else "rnn"
+    embedding, output = state.get("embedding.weight"), state.get("output.weight")
+    if embedding is None or output is None or embedding.dim() != 2 or output.dim() != 2:
+        raise TypeError("the trained model has no embedding.weight or output.weight "
+                        "(is it the notebook's RecurrentClassifier?)")
+    layers = sum(1 for k in state if k.startswith(f"{model_type}.weight_ih_l")
+                 and not k.endswith("_reverse"))
+    fresh = _model(ns, model_type, int(embedding.shape[1]), int(output.shape[0]), max(1, layers))
+    if fresh.embedding.weight.shape != embedding.shape:  # another vocabulary than the course's
+        fresh = need(ns, "RecurrentClassifier")(int(embedding.shape[0]), int(embedding.shape[1]),
+                                                int(output.shape[0]), max(1, layers), 0.0,
+                                                model_type)
+    fresh.load_state_dict(state, strict=True)
+    return fresh
+
+
 def predict(ns, *, names):
     """The trained network's predictions for names whose labels stay with the grader.
 
-    In eval mode (the course's last cell puts it there); autograd stays on, as in the course's
-    classify_name. The inputs go to the device the network is on."""
-    model = _trained(ns)
+    Made by a fresh instance of the notebook's RecurrentClassifier loaded with the trained
+    weights only (``_fresh``), in eval mode (the course's last cell puts it there); autograd
+    stays on, as in the course's classify_name."""
     categories = _categories(ns)
-    batches = (_course_batches if "build_batch" in ns else _own_batches)(ns, names, 512)
+    # Batches first: an unimplemented letterToIndex is the first thing a stub reports.
+    batches = list((_course_batches if "build_batch" in ns else _own_batches)(ns, names, 512))
+    model = _fresh(ns, _trained(ns))
     model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     out = []
     for x, last_pos in batches:
-        out.append(_logits(model, x.to(device), last_pos.to(device)).detach().argmax(dim=1).cpu())
+        out.append(_logits(model, x.cpu(), last_pos.cpu()).detach().argmax(dim=1).cpu())
     predictions = torch.cat(out) if out else torch.zeros(0, dtype=torch.int64)
     return {"predictions": predictions.to(torch.int64), "categories": categories}
 
