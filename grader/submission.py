@@ -58,7 +58,9 @@ def parse(raw: bytes, *, path: Path) -> nbformat.NotebookNode:
     # nbformat.reads only warns about a notebook that breaks its schema; everything after this
     # (cell labels, the runner, similarity) may then rely on every cell having a string source.
     try:
-        nbformat.validate(nb)
+        # The cells only: notebook metadata (a kernelspec without display_name) is ignored
+        # anyway (cells always run in the warm worker's Python), so it refuses nothing.
+        nbformat.validate(nbformat.from_dict({**nb, "metadata": {}}))  # type: ignore[no-untyped-call]
     except Exception as exc:  # ValidationError, or a RecursionError on absurd nesting
         where = "/".join(str(k) for k in getattr(exc, "absolute_path", ()))
         detail = str(getattr(exc, "message", "") or exc).strip().splitlines()

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from grader.compare import compare
-from grader.execution import Execution, ProbeAnswer
+from grader.execution import CellOutcome, Execution, ProbeAnswer
 from grader.logfile import CheckResult
 from grader.spec import Assignment, Check
 
@@ -240,7 +240,7 @@ def _first_cell_problem(execution: Execution, cells: Sequence[str | None] = (),
     for cell in imports[:1]:
         assert cell.error is not None
         parts.append(f"{_label(cells, cell.index)} raised {cell.error['ename']}: {cell.error['evalue']}")
-    chain = []  # the defining cell, then (root first) the cells that failed to define what it used
+    chain: list[tuple[CellOutcome, str]] = []  # the defining cell, then (root first) the cells that failed to define what it used
     missing, at = name, index
     while at is not None and len(chain) < 4:
         defining = by_index.get(at)
