@@ -380,6 +380,13 @@ def test_expected_values_from_another_cpu_are_not_stale(tmp_path: Path) -> None:
     shipped = {p: p.read_bytes() for p in sorted(template.glob("checks/*/*")) if p.is_file()}
     for path, content in student_package.template_wheel(template_dir=template, checks=shipped).items():
         path.write_bytes(content)
+    # ... and the notebooks, which embed those files in their metadata (publish.check_cells).
+    from grader import course, spec
+    from grader.publish import bundle, template as template_mod
+
+    decorate = bundle._check_cells(spec.load_all(copy), template, shipped, course.load(copy))
+    template_mod.build_templates(reference_dir=copy / "reference", template_dir=template,
+                                 decorate=decorate)
     r = grader_cli("build", "--check-only", "--root", str(copy), env={"GRADER_NAMES_DATA": ""})
     assert r.returncode == 0, r.stdout + r.stderr
     # A real difference (beyond every check's tolerance) is stale.

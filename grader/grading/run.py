@@ -70,19 +70,20 @@ class GradingSession:
         self.gradebook = gradebook
 
     def __enter__(self) -> GradingSession:
-        if self.write:  # first: a second run on this folder stops before it starts anything
-            self._lock.acquire()
         warm_up = warm_up_for([self.assignment])
         if self.scheduler:
             from grader.sandbox.cluster import ClusterExecutor
 
-            # First: an unreachable scheduler stops the run (exit 5) before anything runs.
+            # First: an unreachable scheduler stops the run (exit 5) before anything runs or
+            # any folder is made (the lock below makes --out).
             self._cluster = ClusterExecutor(
                 scheduler=self.scheduler, limits=self.limits,
                 allow_unconfined=self.allow_unconfined, **warm_up,
                 warn=lambda line: self.console.print(f"WARNING: {line}", style="bold red",
                                                      markup=False, highlight=False))
         try:
+            if self.write:  # a second run on this folder stops before it starts a worker
+                self._lock.acquire()
             if self._cluster is None:
                 # Started now, waited for only when a notebook has to run (Worker.run): its
                 # seconds of imports overlap the plan, the expected-values cache, reading and
