@@ -420,6 +420,10 @@ def test_interrupted_client_leaves_the_cluster_clean_and_a_rerun_resumes(
     assert p.returncode == 130, stderr
     written = len(list(out.glob("*/submission_log.json")))
     assert 1 <= written < 4 and "grader: interrupted:" in stderr
+    # Submissions in flight when the interrupt came are the run's loss, not the students':
+    # whatever log is there is a full-marks one (no "could not grade" for a cancelled task).
+    assert [json.loads(p.read_text())["errors"] for p in out.glob("*/submission_log.json")] == [
+        [] for _ in range(written)]
     # The scheduler forgets the run: no task of it left, its plugin (warm workers) removed.
     deadline = time.monotonic() + 30
     while cluster.scheduler.tasks or any(n.startswith("grader-sandbox-")

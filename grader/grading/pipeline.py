@@ -173,6 +173,10 @@ def grade_or_log_failure(ctx: RunContext, folder: Path, executor: Executor | Non
             raise
         failure: Exception = exc
     except Exception as exc:  # noqa: BLE001 (this is the batch's last line of defence)
+        if ctx.cancel.is_set():
+            # An interrupt ends runs in flight however their executor reports it (Dask raises
+            # its own cancellation): that is the run's, and the student keeps no log.
+            raise Cancelled(folder.name) from exc
         failure = exc
     detail = str(failure).replace(f"{folder}/", "")[:500] or type(failure).__name__
     message = f"could not grade {folder.name}: {type(failure).__name__}: {detail}"
