@@ -25,6 +25,11 @@ from grader import wire
 
 Requests = dict[str, tuple[str, dict[str, Any]]]  # request key -> (probe name, arguments)
 Protections = dict[str, str]  # protection name -> "on" or "off: <why>"
+# Set to "skip" wherever a grader runs a notebook (the sandbox's runner, grader-check's kernel):
+# the template's own check, submit and setup cells then do nothing, since the grader checks the
+# notebook itself. An environment variable, not "is grader.sandbox imported": a process that
+# merely imported the sandbox (a test run, an instructor's script) still checks in-notebook.
+GRADING_ENV = "GRADER_CHECK_CELLS"
 
 
 def protections_off(protections: Protections) -> list[str]:

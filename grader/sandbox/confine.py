@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from grader.execution import Limits, Protections
+from grader.execution import GRADING_ENV, Limits, Protections
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -369,4 +369,5 @@ def scrubbed_environment(home: str) -> dict[str, str]:
         "MKL_NUM_THREADS": "1",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
+        GRADING_ENV: "skip",
     }

@@ -35,7 +35,7 @@ from typing import Any, Sequence, cast
 
 from grader import spec, wire
 from grader.errors import InputError, SpecError
-from grader.execution import Execution, ProbeAnswer, Requests
+from grader.execution import GRADING_ENV, Execution, ProbeAnswer, Requests
 from grader.grading.pipeline import make_log
 from grader.grading.plan import requests_for
 from grader.grading.score import NOT_YET, ungraded_reason
@@ -48,15 +48,12 @@ __all__ = ["CheckReport", "check", "check_all", "expected", "export", "fetch_dat
 PACKAGE_CHECKS = Path(__file__).resolve().parent.parent / "checks"
 # A student's laptop or a CI runner is slower than the grading machine: twice the spec's limits.
 PROBE_SLACK = CELL_SLACK = 2.0
-# Set in grader-check's kernel (grader.student.kernel): the notebook's own check cells do
-# nothing there, as in the sandbox, because the grader checks the notebook itself.
-GRADING_ENV = "GRADER_CHECK_CELLS"
 
 
 def grading() -> bool:
     """Is a grader running this notebook (the sandbox's runner, grader-check's kernel)? Then the
     template's check, submit and setup cells do nothing: a student's copy is graded unchanged."""
-    return "grader.sandbox" in sys.modules or os.environ.get(GRADING_ENV) == "skip"
+    return os.environ.get(GRADING_ENV) == "skip"
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from typing import Any
 
 from grader import wire
 from grader.errors import SandboxError
-from grader.execution import (CellOutcome, Execution, Limits, ProbeAnswer, Protections, Requests,
-                              execution_from_wire, execution_to_wire, requests_from_wire,
-                              requests_to_wire)
+from grader.execution import (GRADING_ENV, CellOutcome, Execution, Limits, ProbeAnswer,
+                              Protections, Requests, execution_from_wire, execution_to_wire,
+                              requests_from_wire, requests_to_wire)
 from grader.logfile import NO_SANDBOX
 from grader.submission import code_cell_number
 
@@ -161,9 +161,8 @@ class KernelExecutor:
         threads = str(self.limits.threads)
         # The kernel must be this interpreter's (it has the package): first on PATH, where the
         # "python3" kernel spec's bare `python` is looked up.
-        # GRADER_CHECK_CELLS: the notebook's own check cells do nothing here (this run checks it).
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-               "PYTHONHASHSEED": "0", "GRADER_CHECK_CELLS": "skip",
+               "PYTHONHASHSEED": "0", GRADING_ENV: "skip",
                "PATH": os.pathsep.join([str(Path(sys.executable).parent),
                                         os.environ.get("PATH", "")])}
         # iopub_timeout: nbclient waits that long for a cell's outputs after its reply, then
