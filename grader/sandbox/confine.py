@@ -6,9 +6,12 @@ submission's log and on the instructor's terminal.
 
 Order matters and is fixed here (see ``docs/security.md``):
 
-1. in the *holder* process (still outside): join the slot's cgroups, then
-   ``unshare(user, pid, net, mount, ipc, uts)`` and map uid/gid 0 inside to the caller's ids
-   outside, so "root" in the sandbox holds capabilities over nothing on the host;
+1. in the *holder* process (still outside): join the slot's cgroups; as root, hand the staged
+   folder to the sandbox's own uid and drop to it (``drop_privileges``: a dedicated
+   ``grader-sandbox`` user, else ``nobody``), so neither the namespaces nor anything after
+   them ever run as the host's root; then ``unshare(user, pid, net, mount, ipc, uts)`` and map
+   uid/gid 0 inside to the (now unprivileged) ids outside, so "root" in the sandbox holds
+   capabilities over nothing on the host;
 2. the holder starts the namespace's *init* (pid 1, an exec'd ``sleep``) and forks the
    *runner* (pid 2), the process that executes student code. The runner makes its mounts
    private and mounts a fresh ``/proc`` that shows only the sandbox's own processes;
@@ -21,7 +24,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import pwd
 import resource
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -42,6 +48,7 @@ MS_PRIVATE = 1 << 18
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 
 def _errno_message() -> str:
@@ -160,6 +167,140 @@ def sweep_orphan_cgroups() -> list[Path]:
             if not path.exists():
                 removed.append(path)
     return removed
+
+
+# -- the sandbox's own uid (when the grader is root) ----------------------------------------
+
+SANDBOX_USER = "grader-sandbox"
+NOBODY = 65534
+# Test-only, and the grader's own: read from the grader's environment (never the sandbox's,
+# which is rebuilt from scratch) to make a machine look like a container that lacks a layer.
+DISABLE_VARIABLE = "GRADER_SANDBOX_DISABLE"
+LAYERS = ("namespaces", "landlock", "uid")
+UID_KEY = "unprivileged uid"
+SECRETS_KEY = "secrets unreadable (uid)"
+CODE_KEY = "grader code unwritable (uid)"
+
+
+def disabled_layers() -> list[str]:
+    """The layers ``$GRADER_SANDBOX_DISABLE`` (comma-separated ``LAYERS``) forces off."""
+    raw = os.environ.get(DISABLE_VARIABLE, "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(LAYERS))
+    if unknown:
+        from grader.errors import SandboxError
+
+        raise SandboxError(f"${DISABLE_VARIABLE}: unknown layer(s) {', '.join(unknown)} "
+                           f"(known: {', '.join(LAYERS)})")
+    return sorted(set(names))
+
+
+def sandbox_identity() -> tuple[int, int, str]:
+    """As root: the (uid, gid, description) student code runs as.
+
+    The dedicated user ``grader-sandbox`` owns nothing and is in no group, so the drop leaves
+    it exactly "others" on every file of the grader's; it is made here if missing (setup.sh
+    makes it when Gradescope builds the image). Where it cannot be made (no useradd, a
+    read-only /etc), ``nobody`` (65534) is used: shared with other daemons, hence second best.
+    """
+    why = ""
+    for attempt in range(2):
+        try:
+            entry = pwd.getpwnam(SANDBOX_USER)
+        except KeyError:
+            entry = None
+        if entry is not None and entry.pw_uid != 0 and entry.pw_gid != 0:
+            return entry.pw_uid, entry.pw_gid, f"uid {entry.pw_uid} {SANDBOX_USER}"
+        if entry is not None:
+            why = f"{SANDBOX_USER} has uid or gid 0"
+            break
+        if attempt:
+            break
+        useradd = shutil.which("useradd") or ("/usr/sbin/useradd" if os.path.exists("/usr/sbin/useradd") else None)
+        if useradd is None:
+            why = "no useradd"
+            break
+        shell = "/usr/sbin/nologin" if os.path.exists("/usr/sbin/nologin") else "/bin/false"
+        try:
+            made = subprocess.run([useradd, "--system", "--no-create-home", "--home-dir",
+                                   "/nonexistent", "--shell", shell, SANDBOX_USER],
+                                  capture_output=True, text=True, timeout=30)
+            why = made.stderr.strip()[:200] or f"useradd exited {made.returncode}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = str(exc)
+    return NOBODY, NOBODY, f"uid {NOBODY} nobody ({SANDBOX_USER} unavailable: {why})"
+
+
+def hand_over(workdir: str, uid: int, gid: int) -> None:
+    """Make the staged folder the sandbox uid's: the only place it may write.
+
+    Never follows a link (lchown, a walk that does not descend into links), and skips a file
+    with more than one name: a staged copy has one, so one with more is a hard link a previous
+    attempt's code made to a file elsewhere, never to be handed over."""
+    os.chown(workdir, uid, gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            if st.st_uid == uid or (not os.path.isdir(path) and st.st_nlink > 1):
+                continue
+            os.chown(path, uid, gid, follow_symlinks=False)
+
+
+def drop_privileges(uid: int, gid: int, *, keep_dumpable: bool) -> None:
+    """Become ``uid``/``gid`` for good: no supplementary groups, real, effective and saved ids.
+
+    In this order: groups and gid need root's privilege, which setresuid gives up. The kernel
+    marks the process non-dumpable after the change; ``keep_dumpable`` undoes that where the
+    holder still has to write its own ``/proc/self/uid_map`` (which non-dumpable makes root's)."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
+        raise OSError("the uid/gid change did not hold")
+    if keep_dumpable:
+        _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
+def check_out_of_reach(*, secrets: Iterable[str], code: Iterable[str],
+                       report: Protections) -> Protections:
+    """In the runner, after the drop and before Landlock (which would hide the answer): what
+    the sandbox uid itself may read of the grader's secrets and write of its code."""
+    readable = []
+    for path in secrets:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        os.close(fd)
+        readable.append(path)
+    writable = [p for p in code if os.path.exists(p) and os.access(p, os.W_OK)]
+    report[SECRETS_KEY] = ("on" if not readable else
+                           f"off: readable by uid {os.getuid()}: {', '.join(readable)}")
+    report[CODE_KEY] = ("on" if not writable else
+                        f"off: writable by uid {os.getuid()}: {', '.join(writable)}")
+    return report
+
+
+def unconfined_reason(report: Protections) -> str:
+    """Why this sandbox leaves student code unconfined ('' if it does not): the rule
+    ``grader run`` refuses by, unless ``--allow-unprotected`` (docs/security.md).
+
+    As root, the uid drop is required: without it student code is the host's root, whose
+    capabilities (loading a kernel module, for one) no file rule contains. Then the grader's
+    files need a guard: Landlock, or the dropped uid with every secret out of its reach."""
+    uid = report.get(UID_KEY, "")
+    if uid.startswith("off"):
+        return f"student code would run as root ({UID_KEY}: {uid})"
+    if report.get("landlock", "").startswith("on"):
+        return ""
+    if not uid.startswith("on (uid"):
+        return ("nothing confines student code's file access: Landlock is off and it would run "
+                "as the grader's own uid")
+    for key in (SECRETS_KEY, CODE_KEY):
+        if not report.get(key, "").startswith("on"):
+            return f"Landlock is off and {key}: {report.get(key, 'not checked')}"
+    return ""
 
 
 # -- namespaces ----------------------------------------------------------------------------------
