@@ -247,6 +247,62 @@ def hand_over(workdir: str, uid: int, gid: int) -> None:
             os.chown(path, uid, gid, follow_symlinks=False)
 
 
+def unreachable_ancestor(path: str, uid: int, gid: int) -> str:
+    """The first folder above ``path`` that ``uid`` (in no group but ``gid``) may not pass
+    through, '' if none: the staged folder is handed over, never the folders above it."""
+    import stat
+
+    parent = os.path.dirname(os.path.abspath(path))
+    chain = []
+    while True:
+        chain.append(parent)
+        if parent == os.path.dirname(parent):
+            break
+        parent = os.path.dirname(parent)
+    for folder in reversed(chain):
+        st = os.stat(folder)
+        bit = (stat.S_IXUSR if st.st_uid == uid else
+               stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH)
+        if not st.st_mode & bit:
+            return folder
+    return ""
+
+
+def open_unreachable_runtime(uid: int, gid: int) -> dict[str, int]:
+    """Before the drop: a descriptor for each Python prefix ``uid`` could not reach by its
+    path (an interpreter under root's 0700 home, such as pyenv's), prefix -> descriptor.
+
+    Nothing under such a prefix is secret, but a notebook's first ``import csv`` (or numpy's
+    lazy ``encodings.cp437``) must still work; ``reroute_runtime`` then imports through
+    ``/proc/self/fd/N``, which starts at the folder itself. The folders above it stay closed:
+    ``..`` from there leads back to the very folder the uid may not open."""
+    fds: dict[str, int] = {}
+    for prefix in sorted({sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix}):
+        if prefix and os.path.isdir(prefix) and unreachable_ancestor(os.path.join(prefix, "x"),
+                                                                     uid, gid):
+            fds[prefix] = os.open(prefix, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return fds
+
+
+def reroute_runtime(fds: dict[str, int]) -> None:
+    """Point the import system's paths under each prefix in ``fds`` at its descriptor."""
+    if not fds:
+        return
+
+    def moved(entry: str) -> str:
+        for prefix, fd in fds.items():
+            if entry == prefix or entry.startswith(prefix + os.sep):
+                return f"/proc/self/fd/{fd}{entry[len(prefix):]}"
+        return entry
+
+    sys.path[:] = [moved(p) if isinstance(p, str) else p for p in sys.path]
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            path[:] = [moved(p) if isinstance(p, str) else p for p in path]
+    sys.path_importer_cache.clear()
+
+
 def drop_privileges(uid: int, gid: int, *, keep_dumpable: bool) -> None:
     """Become ``uid``/``gid`` for good: no supplementary groups, real, effective and saved ids.
 
@@ -291,7 +347,7 @@ def unconfined_reason(report: Protections) -> str:
     files need a guard: Landlock, or the dropped uid with every secret out of its reach."""
     uid = report.get(UID_KEY, "")
     if uid.startswith("off"):
-        return f"student code would run as root ({UID_KEY}: {uid})"
+        return f"student code would run as root ({UID_KEY} {uid})"
     if report.get("landlock", "").startswith("on"):
         return ""
     if not uid.startswith("on (uid"):
@@ -399,8 +455,10 @@ def landlock_abi() -> int:
     return max(abi, 0)
 
 
-def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protections) -> Protections:
-    """Allow reading only ``read`` and writing only ``write``; deny TCP and outside signals."""
+def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protections,
+                   read_fds: Iterable[int] = ()) -> Protections:
+    """Allow reading only ``read`` (and beneath the folders ``read_fds`` hold open) and writing
+    only ``write``; deny TCP and outside signals."""
     abi = landlock_abi()
     if abi < 1:
         report["landlock"] = "off: not supported by this kernel"
@@ -429,6 +487,11 @@ def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protect
                     os.close(fd)
                     return report
                 os.close(fd)
+        for fd in read_fds:
+            rule = _PathBeneath(read_rights, fd)
+            if _libc.syscall(_SYS_ADD, ruleset, 1, ctypes.byref(rule), 0) != 0:
+                report["landlock"] = f"off: add_rule(fd {fd}) failed: {_errno_message()}"
+                return report
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if _libc.syscall(_SYS_RESTRICT, ruleset, 0) != 0:
             report["landlock"] = f"off: restrict_self failed: {_errno_message()}"
