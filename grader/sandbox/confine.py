@@ -234,17 +234,25 @@ def sandbox_identity() -> tuple[int, int, str]:
 def hand_over(workdir: str, uid: int, gid: int) -> None:
     """Make the staged folder the sandbox uid's: the only place it may write.
 
-    Never follows a link (lchown, a walk that does not descend into links), and skips a file
-    with more than one name: a staged copy has one, so one with more is a hard link a previous
-    attempt's code made to a file elsewhere, never to be handed over."""
-    os.chown(workdir, uid, gid, follow_symlinks=False)
+    Its contents become the uid's; the folder itself stays root's, shared with the uid's group
+    only (0770), so the grader's sweep after a ``kill -9`` (``files.sweep_stale_tmpdirs``, by
+    owner) still knows it. Once per folder: a later attempt in it (after a killed cell) finds
+    it handed over, and everything in it is the grader's staged copy, already handed over, or
+    made by the uid itself. The folder changes last, so no process of the uid can enter it
+    (0700) while its contents change hands; nothing is followed (lchown, a walk that does not
+    descend into links), and a file with more than one name is skipped: a staged copy has one.
+    """
+    if os.lstat(workdir).st_gid == gid:
+        return
     for folder, dirs, files in os.walk(workdir):
         for name in dirs + files:
             path = os.path.join(folder, name)
             st = os.lstat(path)
-            if st.st_uid == uid or (not os.path.isdir(path) and st.st_nlink > 1):
+            if not os.path.isdir(path) and st.st_nlink > 1:
                 continue
             os.chown(path, uid, gid, follow_symlinks=False)
+    os.chown(workdir, -1, gid, follow_symlinks=False)
+    os.chmod(workdir, 0o770)
 
 
 def unreachable_ancestor(path: str, uid: int, gid: int) -> str:
@@ -325,7 +333,7 @@ def check_out_of_reach(*, secrets: Iterable[str], code: Iterable[str],
     readable = []
     for path in secrets:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO too
         except OSError:
             continue
         os.close(fd)
@@ -335,6 +343,15 @@ def check_out_of_reach(*, secrets: Iterable[str], code: Iterable[str],
                            f"off: readable by uid {os.getuid()}: {', '.join(readable)}")
     report[CODE_KEY] = ("on" if not writable else
                         f"off: writable by uid {os.getuid()}: {', '.join(writable)}")
+    return report
+
+
+def credit_landlock(report: Protections) -> Protections:
+    """After Landlock: a secret the uid alone could reach is still out of student code's."""
+    if report.get("landlock", "").startswith("on"):
+        for key in (SECRETS_KEY, CODE_KEY):
+            if report.get(key, "").startswith("off: "):
+                report[key] = f"on (by Landlock; {report[key][5:]})"
     return report
 
 

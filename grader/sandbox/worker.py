@@ -402,6 +402,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
             report = confine.apply_landlock(read=confine.runtime_read_paths() + [workdir],
                                             write=[workdir, "/dev/null"], report=report,
                                             read_fds=_RUNTIME_FDS.values())
+            report = confine.credit_landlock(report)
         report = confine.apply_seccomp(report)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     wire.send(sock, {"type": "hello", "protections": report})
