@@ -147,11 +147,13 @@ def main() -> None:
 @click.option("--overrides", "overrides_csv", type=click.Path(path_type=Path), help="overrides.csv (student,target,points,reason,who) applied on top of the automatic scores (default: OUT/overrides.csv if there); docs/gradebook.md.")
 @click.option("--submission-metadata", "metadata_dir", type=click.Path(path_type=Path), help="A folder of <student>/submission_metadata.json (Gradescope's, with created_at) saying when each was submitted; never read from a student's own folder.")
 @click.option("--extensions", "extensions_csv", type=click.Path(path_type=Path), help="Per-student extensions (student,until or student,days) to the assignment's deadline (default: OUT/extensions.csv if there).")
+@click.option("--allow-unprotected", is_flag=True, help="Grade even where this machine's sandbox cannot confine student code (as root without an unprivileged uid to drop to; neither Landlock nor another uid guarding the grader's files). Refused otherwise (exit 5); each protection off is logged under sandbox.off. See docs/security.md.")
 def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int,
         threads: int | None, force: bool, data_dir: Path | None, root: Path | None,
         checks_dir: Path | None, scheduler: str | None, allow_unconfined: bool,
         only: tuple[str, ...] = (), overrides_csv: Path | None = None,
-        extensions_csv: Path | None = None, metadata_dir: Path | None = None) -> None:
+        extensions_csv: Path | None = None, metadata_dir: Path | None = None,
+        allow_unprotected: bool = False) -> None:
     """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
 
     Writes <out>/<student>/submission_log.json and <out>/summary.csv.
@@ -159,6 +161,8 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
     Example: grader run submissions/ --out grades/ -j 2
 
     Example: grader run submissions/ --scheduler tcp://head-node:8786
+
+    Example: grader run submissions/ --allow-unprotected  (a machine that cannot confine student code: say so in each log, and grade)
     """
     from grader.grading.pipeline import Graded
     from grader.grading.run import GradingSession
@@ -188,7 +192,7 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                 root=project, assignment=a, out_dir=out_dir, force=force, data_dir=data_dir,
                 console=console, checks_dir=checks_dir, jobs=jobs, scheduler=scheduler,
                 allow_unconfined=allow_unconfined, gradebook=book,
-                threads=threads or 1) as session:
+                threads=threads or 1, allow_unprotected=allow_unprotected) as session:
             previous = {d.name: logfile.read_in(out_dir, d.name) for d in dirs}
             with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
@@ -520,7 +524,8 @@ def sandbox_cmd() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="grader-sandbox-"))
     try:
-        with Worker(limits=Limits()) as worker:
+        # This command reports what is off rather than refusing to look.
+        with Worker(limits=Limits(), allow_unprotected=True) as worker:
             execution = worker.run(workdir=workdir, cells=["x = 1"], probes_source="", requests={})
             protections = {**worker.cgroup_report, **execution.protections}
     finally:

@@ -53,3 +53,26 @@ def submissions(tmp_path: Path) -> Iterator[Path]:
     d.mkdir()
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture()
+def private_tmpdir(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder to be a run's $TMPDIR, that only this test uses.
+
+    As root, student code runs as another uid (sandbox.confine.drop_privileges), which has to
+    reach the staged folders in $TMPDIR: pytest's own folders are root's alone (0700), so the
+    folder is made in the system's temporary folder, passable (0711) but not listable."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "private_tmp"
+        folder.mkdir()
+        yield folder
+        return
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="pytest-private-tmpdir-", dir="/tmp"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+

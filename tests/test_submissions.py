@@ -157,10 +157,10 @@ def _slow_class(submissions: Path, n: int) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_run_cleans_up_and_a_rerun_resumes(submissions: Path, tmp_path: Path,
-                                                          sig: signal.Signals, status: int) -> None:
+                                                          sig: signal.Signals, status: int,
+                                                          private_tmpdir: Path) -> None:
     _slow_class(submissions, 3)
-    out, tmp = tmp_path / "grades", tmp_path / "private_tmp"
-    tmp.mkdir()
+    out, tmp = tmp_path / "grades", private_tmpdir
     exe = Path(sys.executable).parent / "grader"
     env = {**os.environ, "TMPDIR": str(tmp)}
     p = subprocess.Popen([str(exe), "run", str(submissions), "--out", str(out), "-j", "2"],
@@ -186,11 +186,11 @@ def test_an_interrupted_run_cleans_up_and_a_rerun_resumes(submissions: Path, tmp
 
 
 @pytest.mark.slow
-def test_a_finished_run_leaves_nothing_in_tmpdir(submissions: Path, tmp_path: Path) -> None:
+def test_a_finished_run_leaves_nothing_in_tmpdir(submissions: Path, tmp_path: Path,
+                                                 private_tmpdir: Path) -> None:
     (submissions / "alice").mkdir()
     shutil.copy(CORRECT, submissions / "alice" / NB)
-    tmp = tmp_path / "private_tmp"
-    tmp.mkdir()
+    tmp = private_tmpdir
     r = grader_cli("run", str(submissions), "--out", str(tmp_path / "grades"), "-j", "1",
                    env={"TMPDIR": str(tmp)})
     assert r.returncode == 0, r.stderr

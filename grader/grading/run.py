@@ -9,6 +9,7 @@ are unchanged reuses its log unless ``force`` is set, so running again resumes.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from pathlib import Path
@@ -39,12 +40,14 @@ class GradingSession:
                  console: Console | None = None, checks_dir: Path | None = None,
                  jobs: int = 1, scheduler: str | None = None,
                  allow_unconfined: bool = False, threads: int = 1, write: bool = True,
-                 gradebook: Gradebook | None = None) -> None:
+                 gradebook: Gradebook | None = None, allow_unprotected: bool = False) -> None:
         """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``.
 
         With ``scheduler`` (a Dask address) submissions run on that cluster; the reference, the
         expected values and all grading stay here. ``allow_unconfined`` lets it use workers
         whose sandbox has a protection off. ``write=False`` leaves ``out_dir`` untouched.
+        ``allow_unprotected`` grades even where this machine's sandbox would leave student code
+        unconfined (``sandbox.confine.unconfined_reason``); otherwise that is a ``SandboxError``.
         """
         self.root = root
         self.assignment = assignment
@@ -56,6 +59,7 @@ class GradingSession:
         self.jobs = jobs
         self.scheduler = scheduler
         self.allow_unconfined = allow_unconfined
+        self.allow_unprotected = allow_unprotected
         self.write = write
         self.threads = threads
         self.limits = limits_for(assignment, threads=threads)
@@ -103,10 +107,26 @@ class GradingSession:
         from grader.sandbox.local import Worker
 
         if self._worker is None:
+            cache = expected_mod.cache_root()
+            if os.geteuid() == 0:
+                # Student code runs as another uid: the cache of expected values is made
+                # private to root from the start (an existing one is checked, not changed).
+                cache.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._worker = Worker(limits=self.limits, slots=1 if self._cluster else self.jobs,
-                                  wait=wait, font_cache=expected_mod.cache_root() / "matplotlib",
+                                  wait=wait, font_cache=cache / "matplotlib",
+                                  secret_paths=self._secret_paths(cache),
+                                  allow_unprotected=self.allow_unprotected,
                                   **warm_up_for([self.assignment]))
         return self._worker
+
+    def _secret_paths(self, cache: Path) -> list[Path]:
+        """What student code must never read: the checks (a bundle, or the reference and the
+        assignments), the grades folder and the expected-value cache."""
+        if self.checks_dir is not None:
+            sources = [self.checks_dir]
+        else:
+            sources = [self.root / "reference", self.root / "assignments"]
+        return [*sources, self.out_dir, cache]
 
     def _prepare(self) -> None:
         a = self.assignment

@@ -288,6 +288,10 @@ fi
 "$ROOT/venv/bin/python" -m pip install --upgrade pip
 {{install_cpu}}"$ROOT/venv/bin/python" -m pip install "$SOURCE/grader_src"{{rest}}
 "$ROOT/venv/bin/grader" --version
+# Student code runs as this user, never as root (docs/security.md); made now, while the image
+# is built, so a read-only /etc at grading time changes nothing.
+id grader-sandbox >/dev/null 2>&1 || useradd --system --no-create-home --home-dir /nonexistent \
+  --shell /usr/sbin/nologin grader-sandbox || echo "setup.sh: could not create the user grader-sandbox; student code will run as nobody"
 # What confinement this image allows, for the instructor's build log (a container may lack
 # namespaces or cgroups; each submission's log records the same report).
 "$ROOT/venv/bin/grader" sandbox || echo "setup.sh: some sandbox protections are off on this image (see above)"
@@ -301,6 +305,10 @@ set -euo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 SOURCE="$ROOT/source"
 if [ -x "$ROOT/venv/bin/grader" ]; then PATH="$ROOT/venv/bin:$PATH"; fi
+# Student code runs as an unprivileged uid (grader run drops to it as root; without that it
+# refuses): the checks (hidden expected values) and the data's source stay root's alone.
+# The venv beside them stays readable: the sandbox runs Python from it.
+chmod 700 "$SOURCE" 2>/dev/null || true
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 STUDENT="$WORK/submissions/submission"

@@ -153,8 +153,10 @@ class SandboxPlugin(WorkerPlugin):
         sweep_orphan_cgroups()
         scripts = self._warmup_files()
         try:
+            # The plugin's own rule is stricter (any protection off refuses the worker unless
+            # allow_unconfined), and it needs the self-test's report to apply it.
             self.worker = Worker(limits=Limits(**self.limits), slots=self.slots,
-                                 preload=self.preload, warmup=scripts)
+                                 preload=self.preload, warmup=scripts, allow_unprotected=True)
         except SandboxError as exc:
             message = str(exc)  # named as the instructor knows them, not by this copy
             for (client_path, _), local in zip(self.warmup, scripts):

@@ -6,9 +6,12 @@ submission's log and on the instructor's terminal.
 
 Order matters and is fixed here (see ``docs/security.md``):
 
-1. in the *holder* process (still outside): join the slot's cgroups, then
-   ``unshare(user, pid, net, mount, ipc, uts)`` and map uid/gid 0 inside to the caller's ids
-   outside, so "root" in the sandbox holds capabilities over nothing on the host;
+1. in the *holder* process (still outside): join the slot's cgroups; as root, hand the staged
+   folder to the sandbox's own uid and drop to it (``drop_privileges``: a dedicated
+   ``grader-sandbox`` user, else ``nobody``), so neither the namespaces nor anything after
+   them ever run as the host's root; then ``unshare(user, pid, net, mount, ipc, uts)`` and map
+   uid/gid 0 inside to the (now unprivileged) ids outside, so "root" in the sandbox holds
+   capabilities over nothing on the host;
 2. the holder starts the namespace's *init* (pid 1, an exec'd ``sleep``) and forks the
    *runner* (pid 2), the process that executes student code. The runner makes its mounts
    private and mounts a fresh ``/proc`` that shows only the sandbox's own processes;
@@ -21,7 +24,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import pwd
 import resource
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Iterable
@@ -42,6 +48,7 @@ MS_PRIVATE = 1 << 18
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 
 
 def _errno_message() -> str:
@@ -162,6 +169,213 @@ def sweep_orphan_cgroups() -> list[Path]:
     return removed
 
 
+# -- the sandbox's own uid (when the grader is root) ----------------------------------------
+
+SANDBOX_USER = "grader-sandbox"
+NOBODY = 65534
+# Test-only, and the grader's own: read from the grader's environment (never the sandbox's,
+# which is rebuilt from scratch) to make a machine look like a container that lacks a layer.
+DISABLE_VARIABLE = "GRADER_SANDBOX_DISABLE"
+LAYERS = ("namespaces", "landlock", "uid")
+UID_KEY = "unprivileged uid"
+SECRETS_KEY = "secrets unreadable (uid)"
+CODE_KEY = "grader code unwritable (uid)"
+
+
+def disabled_layers() -> list[str]:
+    """The layers ``$GRADER_SANDBOX_DISABLE`` (comma-separated ``LAYERS``) forces off."""
+    raw = os.environ.get(DISABLE_VARIABLE, "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(LAYERS))
+    if unknown:
+        from grader.errors import SandboxError
+
+        raise SandboxError(f"${DISABLE_VARIABLE}: unknown layer(s) {', '.join(unknown)} "
+                           f"(known: {', '.join(LAYERS)})")
+    return sorted(set(names))
+
+
+def sandbox_identity() -> tuple[int, int, str]:
+    """As root: the (uid, gid, description) student code runs as.
+
+    The dedicated user ``grader-sandbox`` owns nothing and is in no group, so the drop leaves
+    it exactly "others" on every file of the grader's; it is made here if missing (setup.sh
+    makes it when Gradescope builds the image). Where it cannot be made (no useradd, a
+    read-only /etc), ``nobody`` (65534) is used: shared with other daemons, hence second best.
+    """
+    why = ""
+    for attempt in range(2):
+        try:
+            entry = pwd.getpwnam(SANDBOX_USER)
+        except KeyError:
+            entry = None
+        if entry is not None and entry.pw_uid != 0 and entry.pw_gid != 0:
+            return entry.pw_uid, entry.pw_gid, f"uid {entry.pw_uid} {SANDBOX_USER}"
+        if entry is not None:
+            why = f"{SANDBOX_USER} has uid or gid 0"
+            break
+        if attempt:
+            break
+        useradd = shutil.which("useradd") or ("/usr/sbin/useradd" if os.path.exists("/usr/sbin/useradd") else None)
+        if useradd is None:
+            why = "no useradd"
+            break
+        shell = "/usr/sbin/nologin" if os.path.exists("/usr/sbin/nologin") else "/bin/false"
+        try:
+            made = subprocess.run([useradd, "--system", "--no-create-home", "--home-dir",
+                                   "/nonexistent", "--shell", shell, SANDBOX_USER],
+                                  capture_output=True, text=True, timeout=30)
+            why = made.stderr.strip()[:200] or f"useradd exited {made.returncode}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = str(exc)
+    return NOBODY, NOBODY, f"uid {NOBODY} nobody ({SANDBOX_USER} unavailable: {why})"
+
+
+def hand_over(workdir: str, uid: int, gid: int) -> None:
+    """Make the staged folder the sandbox uid's: the only place it may write.
+
+    Its contents become the uid's; the folder itself stays root's, shared with the uid's group
+    only (0770), so the grader's sweep after a ``kill -9`` (``files.sweep_stale_tmpdirs``, by
+    owner) still knows it. Once per folder: a later attempt in it (after a killed cell) finds
+    it handed over, and everything in it is the grader's staged copy, already handed over, or
+    made by the uid itself. The folder changes last, so no process of the uid can enter it
+    (0700) while its contents change hands; nothing is followed (lchown, a walk that does not
+    descend into links), and a file with more than one name is skipped: a staged copy has one.
+    """
+    if os.lstat(workdir).st_gid == gid:
+        return
+    for folder, dirs, files in os.walk(workdir):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            if not os.path.isdir(path) and st.st_nlink > 1:
+                continue
+            os.chown(path, uid, gid, follow_symlinks=False)
+    os.chown(workdir, -1, gid, follow_symlinks=False)
+    os.chmod(workdir, 0o770)
+
+
+def unreachable_ancestor(path: str, uid: int, gid: int) -> str:
+    """The first folder above ``path`` that ``uid`` (in no group but ``gid``) may not pass
+    through, '' if none: the staged folder is handed over, never the folders above it."""
+    import stat
+
+    parent = os.path.dirname(os.path.abspath(path))
+    chain = []
+    while True:
+        chain.append(parent)
+        if parent == os.path.dirname(parent):
+            break
+        parent = os.path.dirname(parent)
+    for folder in reversed(chain):
+        st = os.stat(folder)
+        bit = (stat.S_IXUSR if st.st_uid == uid else
+               stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH)
+        if not st.st_mode & bit:
+            return folder
+    return ""
+
+
+def open_unreachable_runtime(uid: int, gid: int) -> dict[str, int]:
+    """Before the drop: a descriptor for each Python prefix ``uid`` could not reach by its
+    path (an interpreter under root's 0700 home, such as pyenv's), prefix -> descriptor.
+
+    Nothing under such a prefix is secret, but a notebook's first ``import csv`` (or numpy's
+    lazy ``encodings.cp437``) must still work; ``reroute_runtime`` then imports through
+    ``/proc/self/fd/N``, which starts at the folder itself. The folders above it stay closed:
+    ``..`` from there leads back to the very folder the uid may not open."""
+    fds: dict[str, int] = {}
+    for prefix in sorted({sys.base_prefix, sys.prefix, sys.exec_prefix, sys.base_exec_prefix}):
+        if prefix and os.path.isdir(prefix) and unreachable_ancestor(os.path.join(prefix, "x"),
+                                                                     uid, gid):
+            fds[prefix] = os.open(prefix, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return fds
+
+
+def reroute_runtime(fds: dict[str, int]) -> None:
+    """Point the import system's paths under each prefix in ``fds`` at its descriptor."""
+    if not fds:
+        return
+
+    def moved(entry: str) -> str:
+        for prefix, fd in fds.items():
+            if entry == prefix or entry.startswith(prefix + os.sep):
+                return f"/proc/self/fd/{fd}{entry[len(prefix):]}"
+        return entry
+
+    sys.path[:] = [moved(p) if isinstance(p, str) else p for p in sys.path]
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            path[:] = [moved(p) if isinstance(p, str) else p for p in path]
+    sys.path_importer_cache.clear()
+
+
+def drop_privileges(uid: int, gid: int, *, keep_dumpable: bool) -> None:
+    """Become ``uid``/``gid`` for good: no supplementary groups, real, effective and saved ids.
+
+    In this order: groups and gid need root's privilege, which setresuid gives up. The kernel
+    marks the process non-dumpable after the change; ``keep_dumpable`` undoes that where the
+    holder still has to write its own ``/proc/self/uid_map`` (which non-dumpable makes root's)."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
+        raise OSError("the uid/gid change did not hold")
+    if keep_dumpable:
+        _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
+def check_out_of_reach(*, secrets: Iterable[str], code: Iterable[str],
+                       report: Protections) -> Protections:
+    """In the runner, after the drop and before Landlock (which would hide the answer): what
+    the sandbox uid itself may read of the grader's secrets and write of its code."""
+    readable = []
+    for path in secrets:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO too
+        except OSError:
+            continue
+        os.close(fd)
+        readable.append(path)
+    writable = [p for p in code if os.path.exists(p) and os.access(p, os.W_OK)]
+    report[SECRETS_KEY] = ("on" if not readable else
+                           f"off: readable by uid {os.getuid()}: {', '.join(readable)}")
+    report[CODE_KEY] = ("on" if not writable else
+                        f"off: writable by uid {os.getuid()}: {', '.join(writable)}")
+    return report
+
+
+def credit_landlock(report: Protections) -> Protections:
+    """After Landlock: a secret the uid alone could reach is still out of student code's."""
+    if report.get("landlock", "").startswith("on"):
+        for key in (SECRETS_KEY, CODE_KEY):
+            if report.get(key, "").startswith("off: "):
+                report[key] = f"on (by Landlock; {report[key][5:]})"
+    return report
+
+
+def unconfined_reason(report: Protections) -> str:
+    """Why this sandbox leaves student code unconfined ('' if it does not): the rule
+    ``grader run`` refuses by, unless ``--allow-unprotected`` (docs/security.md).
+
+    As root, the uid drop is required: without it student code is the host's root, whose
+    capabilities (loading a kernel module, for one) no file rule contains. Then the grader's
+    files need a guard: Landlock, or the dropped uid with every secret out of its reach."""
+    uid = report.get(UID_KEY, "")
+    if uid.startswith("off"):
+        return f"student code would run as root ({UID_KEY} {uid})"
+    if report.get("landlock", "").startswith("on"):
+        return ""
+    if not uid.startswith("on (uid"):
+        return ("nothing confines student code's file access: Landlock is off and it would run "
+                "as the grader's own uid")
+    for key in (SECRETS_KEY, CODE_KEY):
+        if not report.get(key, "").startswith("on"):
+            return f"Landlock is off and {key}: {report.get(key, 'not checked')}"
+    return ""
+
+
 # -- namespaces ----------------------------------------------------------------------------------
 
 def enter_namespaces(*, outer_uid: int, outer_gid: int) -> Protections:
@@ -258,8 +472,10 @@ def landlock_abi() -> int:
     return max(abi, 0)
 
 
-def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protections) -> Protections:
-    """Allow reading only ``read`` and writing only ``write``; deny TCP and outside signals."""
+def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protections,
+                   read_fds: Iterable[int] = ()) -> Protections:
+    """Allow reading only ``read`` (and beneath the folders ``read_fds`` hold open) and writing
+    only ``write``; deny TCP and outside signals."""
     abi = landlock_abi()
     if abi < 1:
         report["landlock"] = "off: not supported by this kernel"
@@ -288,6 +504,11 @@ def apply_landlock(*, read: Iterable[str], write: Iterable[str], report: Protect
                     os.close(fd)
                     return report
                 os.close(fd)
+        for fd in read_fds:
+            rule = _PathBeneath(read_rights, fd)
+            if _libc.syscall(_SYS_ADD, ruleset, 1, ctypes.byref(rule), 0) != 0:
+                report["landlock"] = f"off: add_rule(fd {fd}) failed: {_errno_message()}"
+                return report
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if _libc.syscall(_SYS_RESTRICT, ruleset, 0) != 0:
             report["landlock"] = f"off: restrict_self failed: {_errno_message()}"

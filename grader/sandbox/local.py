@@ -90,7 +90,8 @@ class Worker:
 
     def __init__(self, *, limits: Limits, slots: int = 1, confine: bool = True,
                  preload: Sequence[str] = (), warmup: Sequence[Path] = (),
-                 wait: bool = True, font_cache: Path | None = None) -> None:
+                 wait: bool = True, font_cache: Path | None = None,
+                 secret_paths: Sequence[Path] = (), allow_unprotected: bool = False) -> None:
         """``confine=False`` runs without any protection: only for measuring what it costs.
 
         ``preload`` (modules) and ``warmup`` (scripts) are the assignments' own warm-up
@@ -102,12 +103,25 @@ class Worker:
         for it; a worker that failed to start raises ``SandboxError`` there. ``font_cache`` is a
         folder that keeps matplotlib's font list between runs (building it costs each start
         about 0.4 s of CPU); the worker's own copy stays in its private home as before.
+
+        As root, student code runs as an unprivileged uid of its own (``confine.drop_privileges``);
+        ``secret_paths`` (the checks, reference, grades and cache folders) are what that uid must not
+        read, checked in each sandbox and reported. A sandbox that would leave student code
+        unconfined (``confine.unconfined_reason``) raises ``SandboxError`` before any of its code
+        runs, unless ``allow_unprotected``.
         """
         for script in warmup:
             if not script.is_file():
                 raise SandboxError(f"warm-up script {script}: no such file")
         self.limits = limits
         self.confine = confine
+        self.allow_unprotected = allow_unprotected
+        self._disable = sandbox.disabled_layers() if confine else []
+        self._identity: dict[str, Any] = {}
+        if confine and os.geteuid() == 0 and "uid" not in self._disable:
+            uid, gid, described = sandbox.sandbox_identity()
+            self._identity = {"uid": uid, "gid": gid, "identity": described,
+                              "secrets": _secret_paths(secret_paths), "code": _code_paths()}
         self.peak_child_rss_kb = 0
         self._lock = threading.Lock()
         self._live_lock = threading.Lock()
@@ -332,7 +346,7 @@ class Worker:
                     + len(requests) * (WALL_FACTOR * self.limits.probe_seconds + GRACE_SECONDS))
         spawn = {"cmd": "spawn", "workdir": str(workdir), "cgroups": [str(p) for p in cgroups],
                  "limits": self.limits.__dict__, "confine": self.confine,
-                 "lifetime": math.ceil(lifetime)}
+                 "lifetime": math.ceil(lifetime), "disable": self._disable, **self._identity}
         holder = int(self._control_call(spawn, [theirs.fileno()])["pid"])
         theirs.close()
         init_pidfd: int | None = None
@@ -358,6 +372,12 @@ class Worker:
                 s.fatal = "the sandbox failed to start"
                 return s
             s.protections = {str(k): str(v) for k, v in dict(msg["protections"]).items()}
+            # Decided here, before the runner is told to run anything: refused, the sandbox
+            # has run none of the submission's code.
+            reason = sandbox.unconfined_reason(s.protections) if self.confine else ""
+            if reason and not self.allow_unprotected:
+                raise SandboxError(f"refusing to run student code unprotected: {reason}; "
+                                   "pass --allow-unprotected to grade anyway")
             numbers = [code_cell_number(cells, i) for i in range(len(cells))]
             wire.send(ours, {"type": "run", "cells": [c or "" for c in cells],
                              "skip": sorted(skip), "numbers": numbers})
@@ -467,6 +487,37 @@ class Worker:
         self.peak_child_rss_kb = max(self.peak_child_rss_kb, int(reaped.get("maxrss_kb", 0)))
         # Without a pid namespace, strays are found through the slot's cgroup instead.
         sandbox.kill_cgroup_members(cgroups, seconds=2.0)
+
+
+def _secret_paths(folders: Sequence[Path], chars: int = 24_000) -> list[str]:
+    """The folders and the first files in them (``chars`` of paths at most: a spawn request
+    is one 64 KiB control message). A folder others may not list can still hold a file they
+    may open by its name (``expected.json``): the folders come first, then their contents."""
+    paths = [str(folder) for folder in folders]
+    used = sum(len(p) for p in paths)
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for dirpath, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in dirs + files:
+                path = os.path.join(dirpath, name)
+                if used + len(path) > chars:
+                    return paths
+                paths.append(path)
+                used += len(path)
+    return paths
+
+
+def _code_paths() -> list[str]:
+    """The grader's installed code and its environment: the sandbox uid may read, never write."""
+    import sysconfig
+
+    import grader
+
+    package = Path(grader.__file__).resolve().parent
+    return [str(package), str(package / "__init__.py"), str(package / "sandbox" / "worker.py"),
+            sys.prefix, sysconfig.get_paths()["purelib"]]
 
 
 def _copy_font_lists(source: Path | None, dest: Path | None) -> None:

@@ -239,8 +239,16 @@ def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
                     f.write(str(os.getpid()))
             except OSError:
                 pass
+        disabled = set(request.get("disable", []))
         if request.get("confine", True):
-            report = confine.enter_namespaces(outer_uid=os.getuid(), outer_gid=os.getgid())
+            report = _become_unprivileged(request, disabled)
+            if "namespaces" in disabled:
+                off = f"off: disabled by ${confine.DISABLE_VARIABLE}"
+                report.update({"user namespace": off, "pid namespace": off,
+                               "network namespace": off, "mount namespace": off})
+            else:
+                report.update(confine.enter_namespaces(outer_uid=os.getuid(),
+                                                       outer_gid=os.getgid()))
         else:
             report = {"everything": "off: unconfined (benchmark)"}
         if report.get("pid namespace") == "on":
@@ -276,6 +284,38 @@ def _holder(sock: socket.socket, request: dict[str, Any]) -> None:
             except OSError:
                 pass
         os._exit(code)
+
+
+# Prefix -> descriptor of the Python runtime folders the sandbox uid reaches only that way
+# (confine.open_unreachable_runtime); set in the holder, used by its runner.
+_RUNTIME_FDS: dict[str, int] = {}
+
+
+def _become_unprivileged(request: dict[str, Any], disabled: set[str]) -> Protections:
+    """As root: hand the staged folder to the sandbox's uid, then become it, before the
+    namespaces (whose "root" would otherwise be the host's) and before any student code.
+
+    Still here, outside: the cgroups are joined (writing ``cgroup.procs`` needs root) and the
+    rlimits come later, in the runner (lowering a limit needs no privilege)."""
+    if os.geteuid() != 0:
+        return {confine.UID_KEY: "on (not root)"}
+    if "uid" in disabled:
+        return {confine.UID_KEY: f"off: disabled by ${confine.DISABLE_VARIABLE}"}
+    try:
+        uid, gid = int(request["uid"]), int(request["gid"])
+        blocked = confine.unreachable_ancestor(request["workdir"], uid, gid)
+        if blocked:
+            return {confine.UID_KEY: f"off: uid {uid} cannot reach the staged folder ({blocked} "
+                                     "is not searchable by others; set TMPDIR to a folder that is, "
+                                     "such as /tmp)"}
+        confine.hand_over(request["workdir"], uid, gid)
+        _RUNTIME_FDS.update(confine.open_unreachable_runtime(uid, gid))
+        confine.drop_privileges(uid, gid, keep_dumpable="namespaces" not in disabled)
+    except (OSError, KeyError, ValueError) as exc:
+        if os.geteuid() == 0:
+            return {confine.UID_KEY: f"off: {exc}"}
+        os._exit(70)  # half changed: never run anything in that state
+    return {confine.UID_KEY: f"on ({request.get('identity', f'uid {uid}')})"}
 
 
 class _CellTimeout(BaseException):
@@ -351,8 +391,18 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
         os.close(null)
     if request.get("confine", True):
         report = confine.apply_rlimits(limits, report)
-        report = confine.apply_landlock(read=confine.runtime_read_paths() + [workdir],
-                                        write=[workdir, "/dev/null"], report=report)
+        if report.get(confine.UID_KEY, "").startswith("on (uid"):
+            # Before Landlock, which would hide what the uid alone may reach.
+            report = confine.check_out_of_reach(secrets=request.get("secrets", []),
+                                                code=request.get("code", []), report=report)
+        confine.reroute_runtime(_RUNTIME_FDS)
+        if "landlock" in request.get("disable", []):
+            report["landlock"] = f"off: disabled by ${confine.DISABLE_VARIABLE}"
+        else:
+            report = confine.apply_landlock(read=confine.runtime_read_paths() + [workdir],
+                                            write=[workdir, "/dev/null"], report=report,
+                                            read_fds=_RUNTIME_FDS.values())
+            report = confine.credit_landlock(report)
         report = confine.apply_seccomp(report)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     wire.send(sock, {"type": "hello", "protections": report})

@@ -139,12 +139,12 @@ def test_a_second_run_on_one_folder_is_refused_naming_the_first(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_kill_9_then_a_rerun_leaves_no_file_and_no_cgroup(tmp_path: Path) -> None:
+def test_kill_9_then_a_rerun_leaves_no_file_and_no_cgroup(tmp_path: Path,
+                                                          private_tmpdir: Path) -> None:
     from grader.sandbox import confine
 
-    subs, tmp = tmp_path / "submissions", tmp_path / "private_tmp"
+    subs, tmp = tmp_path / "submissions", private_tmpdir
     (subs / "slow").mkdir(parents=True)
-    tmp.mkdir()
     shutil.copy(EXAMPLES / "hangs_in_1c" / NB, subs / "slow" / NB)
     env = {"TMPDIR": str(tmp)}
     first = _grader("run", str(subs), "--out", str(tmp_path / "grades"), "-j", "1", env=env)
