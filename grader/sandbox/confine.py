@@ -364,6 +364,12 @@ def unconfined_reason(report: Protections) -> str:
     files need a guard: Landlock, or the dropped uid with every secret out of its reach."""
     uid = report.get(UID_KEY, "")
     if uid.startswith("off"):
+        # Root in a user namespace of its own holds no capability on the host; Landlock then
+        # keeps its files. Both, or the uid drop: nothing less runs student code as root.
+        nested = all(report.get(k, "").startswith("on") for k in
+                     ("user namespace", "pid namespace", "mount namespace", "landlock"))
+        if nested:
+            return ""
         return f"student code would run as root ({UID_KEY} {uid})"
     if report.get("landlock", "").startswith("on"):
         return ""

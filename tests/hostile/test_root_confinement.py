@@ -14,6 +14,7 @@ import json
 import os
 import pwd
 import shutil
+import sys
 import sysconfig
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,38 @@ def _sandbox_uid() -> int:
         return 65534
 
 
+def _grader_unreachable() -> str:
+    """The folder that keeps the sandbox uid from this grader's venv or package ('' if none):
+    a clone in root's home or in ``mktemp -d``, where the sandbox keeps root (see below)."""
+    from grader.sandbox import confine
+
+    uid = _sandbox_uid()
+    for path in (sys.prefix, os.path.dirname(os.path.abspath(grader.__file__))):
+        blocked = confine.unreachable_ancestor(os.path.join(path, "x"), uid, uid)
+        if blocked:
+            return blocked
+    return ""
+
+
+needs_reachable_grader = pytest.mark.skipif(
+    os.geteuid() == 0 and bool(_grader_unreachable()),
+    reason="the grader sits behind a folder only root may pass; the uid drop is off there")
+
+
+def test_root_behind_a_closed_folder_keeps_namespaces_and_landlock_or_is_refused() -> None:
+    """Where the uid cannot reach the grader's venv, root stays root: allowed only inside its
+    own namespaces and under Landlock, both of which take host-wide power and files away."""
+    from grader.sandbox import confine
+
+    off = "off: uid 999 cannot reach the grader's Python environment (/root is not searchable)"
+    nested = {confine.UID_KEY: off, "user namespace": "on", "pid namespace": "on",
+              "mount namespace": "on", "landlock": "on (ABI 6)"}
+    assert confine.unconfined_reason(nested) == ""
+    for layer in ("user namespace", "landlock"):
+        assert confine.unconfined_reason({**nested, layer: "off: forced"}) == (
+            f"student code would run as root ({confine.UID_KEY} {off})")
+
+
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -105,6 +138,7 @@ def _log(paths: dict[str, Path], student: str) -> dict[str, Any]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the uid drop is what root does; "
                     "an unprivileged grader already runs student code as itself, under Landlock")
+@needs_reachable_grader
 def test_as_root_without_namespaces_or_landlock_the_uid_alone_keeps_secrets_and_code(
         tmp_path: Path) -> None:
     paths = _setup(tmp_path, ATTEMPTS)
@@ -132,6 +166,7 @@ def test_as_root_without_namespaces_or_landlock_the_uid_alone_keeps_secrets_and_
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only root has another uid to map")
+@needs_reachable_grader
 def test_as_root_with_namespaces_the_sandboxs_root_is_the_sandbox_uid_outside(
         tmp_path: Path) -> None:
     paths = _setup(tmp_path, 'print(open("/proc/self/uid_map").read().split())\n'
