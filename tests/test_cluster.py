@@ -169,11 +169,9 @@ def test_cluster_logs_match_a_local_run(cluster: Any, graded_examples: dict[str,
         for fig in (graded_examples["out"] / r["student"]).glob("figures/*.png"):
             assert (out / r["student"] / "figures" / fig.name).read_bytes() == fig.read_bytes()
     assert (out / "summary.csv").read_text() == (graded_examples["out"] / "summary.csv").read_text()
-    from tests.hostile.test_root_confinement import _grader_unreachable
+    from tests.conftest import NESTED_ROOT_OFF
 
-    # As root behind a folder only root passes, the uid drop is off (root nests instead).
-    may_be_off = {"unprivileged uid"} if os.geteuid() == 0 and _grader_unreachable() else set()
-    assert all(v.startswith("on") or k in may_be_off
+    assert all(v.startswith("on") or k in NESTED_ROOT_OFF
                for r in results for k, v in r["sandbox"]["protections"].items())
 
     # A rerun reuses every log (the skip cache is the same), without sending a task.

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import NESTED_ROOT_OFF
+
 EXPECTED = {  # student: (total, {question: score})
     "full_marks_alt_layout": (30.0, {"1.A": 10.0, "1.B": 10.0, "1.C": 10.0}),
     "fails_1a_no_recurrence": (21.0, {"1.A": 1.0, "1.B": 10.0, "1.C": 10.0}),
@@ -103,7 +105,7 @@ def test_log_schema(graded_examples: dict[str, Any]) -> None:
     for c in log["checks"]:
         assert set(c) >= {"name", "question", "score", "max_score", "passed", "visibility", "message"}
     assert len(log["notebook_sha256"]) == 64
-    assert log["sandbox"]["off"] == []
+    assert log["sandbox"]["off"] == NESTED_ROOT_OFF
 
 
 def test_summary_csv_has_one_row_per_student(graded_examples: dict[str, Any]) -> None:

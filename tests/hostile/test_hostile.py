@@ -271,11 +271,9 @@ def test_fake_log_was_overwritten_by_the_real_one(batch: dict[str, Any]) -> None
 
 def test_no_protection_was_off(batch: dict[str, Any]) -> None:
     """As root every protection is on; as a user only cgroups may be off (and it says so)."""
-    from tests.hostile.test_root_confinement import _grader_unreachable
+    from tests.conftest import NESTED_ROOT_OFF
 
-    allowed = {"cgroups"} if os.geteuid() != 0 else set()
-    if os.geteuid() == 0 and _grader_unreachable():  # root nested in namespaces, not dropped
-        allowed = {"unprivileged uid"}
+    allowed = {"cgroups"} if os.geteuid() != 0 else set(NESTED_ROOT_OFF)
     for log in batch["logs"].values():
         off = set(log.get("sandbox", {}).get("off", []))
         assert off <= allowed, off

@@ -23,7 +23,7 @@ import nbformat
 import pytest
 
 import grader
-from tests.conftest import ROOT, grader_cli
+from tests.conftest import ROOT, grader_cli, uid_drop_unreachable
 
 pytestmark = pytest.mark.hostile
 TOY = ROOT / "tests" / "toy"
@@ -65,21 +65,8 @@ def _sandbox_uid() -> int:
         return 65534
 
 
-def _grader_unreachable() -> str:
-    """The folder that keeps the sandbox uid from this grader's venv or package ('' if none):
-    a clone in root's home or in ``mktemp -d``, where the sandbox keeps root (see below)."""
-    from grader.sandbox import confine
-
-    uid = _sandbox_uid()
-    for path in (sys.prefix, os.path.dirname(os.path.abspath(grader.__file__))):
-        blocked = confine.unreachable_ancestor(os.path.join(path, "x"), uid, uid)
-        if blocked:
-            return blocked
-    return ""
-
-
 needs_reachable_grader = pytest.mark.skipif(
-    os.geteuid() == 0 and bool(_grader_unreachable()),
+    bool(uid_drop_unreachable()),
     reason="the grader sits behind a folder only root may pass; the uid drop is off there")
 
 
