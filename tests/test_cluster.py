@@ -44,12 +44,13 @@ def cluster() -> Iterator[Any]:
 
 
 def _comparable(log: dict[str, Any]) -> dict[str, Any]:
-    """A log without what may differ from machine to machine: timings, cgroup paths."""
+    """A log without what may differ from machine to machine: timings, cgroup paths, and the
+    paths a protection's note names (which secrets a worker knows of is its own)."""
     log = json.loads(json.dumps(log))
     log.pop("timings")
     for cell in log["cells"]:
         cell.pop("seconds")
-    log["sandbox"]["protections"] = {k: v.split(":")[0]
+    log["sandbox"]["protections"] = {k: v.split(":")[0].split(" (")[0]
                                      for k, v in log["sandbox"]["protections"].items()}
     return log
 
