@@ -32,7 +32,7 @@ import yaml
 
 from grader import logfile
 from grader.logfile import NO_SANDBOX, SubmissionLog
-from tests.conftest import EXAMPLES, ROOT, grader_cli
+from tests.conftest import EXAMPLES, NESTED_ROOT_OFF, ROOT, grader_cli
 
 pytestmark = pytest.mark.slow
 
@@ -223,7 +223,7 @@ def test_the_fields_that_differ_differ_as_said(
         student: str) -> None:
     three = logs[(assignment, student)]
     sandboxed, kernel, live = (three[w] for w in ("sandboxed", "kernel", "live"))
-    assert not sandboxed.protections_off and sandboxed.cache_key
+    assert sandboxed.protections_off == NESTED_ROOT_OFF and sandboxed.cache_key
     for log in (kernel, live):
         assert log.protections == NO_SANDBOX and log.cache_key == ""
     assert live.cells == () and live.errors == () and live.notebook_sha256 is None
