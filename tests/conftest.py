@@ -84,7 +84,6 @@ def uid_drop_unreachable() -> str:
     root nests in its own namespaces under Landlock instead (docs/security.md)."""
     import pwd
 
-    import grader
     from grader.sandbox import confine
 
     if os.geteuid() != 0:
@@ -93,11 +92,7 @@ def uid_drop_unreachable() -> str:
         uid = pwd.getpwnam(confine.SANDBOX_USER).pw_uid
     except KeyError:
         uid = confine.NOBODY
-    for path in (sys.prefix, os.path.dirname(os.path.abspath(grader.__file__))):
-        blocked = confine.unreachable_ancestor(os.path.join(path, "x"), uid, uid)
-        if blocked:
-            return blocked
-    return ""
+    return confine.unreachable_grader(uid, uid)[1]
 
 
 # The protections a log may show off on this machine for that reason alone.

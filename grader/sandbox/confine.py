@@ -276,6 +276,19 @@ def unreachable_ancestor(path: str, uid: int, gid: int) -> str:
     return ""
 
 
+def unreachable_grader(uid: int, gid: int) -> tuple[str, str]:
+    """(what, folder) of the grader's venv or package that ``uid`` cannot pass a folder above
+    (a clone in root's home or in ``mktemp -d``); ('', '') when it can reach both."""
+    import grader
+
+    for what, path in (("Python environment", sys.prefix),
+                       ("package", os.path.dirname(os.path.abspath(grader.__file__)))):
+        blocked = unreachable_ancestor(os.path.join(path, "x"), uid, gid)
+        if blocked:
+            return what, blocked
+    return "", ""
+
+
 def open_unreachable_runtime(uid: int, gid: int) -> dict[str, int]:
     """Before the drop: a descriptor for each Python prefix ``uid`` could not reach by its
     path (an interpreter under root's 0700 home, such as pyenv's), prefix -> descriptor.

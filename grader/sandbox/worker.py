@@ -39,7 +39,6 @@ import types
 from pathlib import Path
 from typing import Any, Sequence
 
-import grader
 from grader import wire
 from grader.execution import Limits, Protections
 from grader.sandbox import confine
@@ -313,13 +312,11 @@ def _become_unprivileged(request: dict[str, Any], disabled: set[str]) -> Protect
         # resolves its ``__file__``): behind a folder only root may pass (a clone in root's
         # home or in ``mktemp -d``), the uid could not run a notebook at all. The sandbox then
         # keeps root, confined by the namespaces and Landlock alone, or is refused.
-        for what, path in (("Python environment", sys.prefix),
-                           ("package", os.path.dirname(os.path.abspath(grader.__file__)))):
-            blocked = confine.unreachable_ancestor(os.path.join(path, "x"), uid, gid)
-            if blocked:
-                return {confine.UID_KEY: f"off: uid {uid} cannot reach the grader's {what} "
-                                         f"({blocked} is not searchable by others; install the "
-                                         "grader where other users can read it)"}
+        what, blocked = confine.unreachable_grader(uid, gid)
+        if blocked:
+            return {confine.UID_KEY: f"off: uid {uid} cannot reach the grader's {what} "
+                                     f"({blocked} is not searchable by others; install the "
+                                     "grader where other users can read it)"}
         confine.hand_over(request["workdir"], uid, gid)
         _RUNTIME_FDS.update(confine.open_unreachable_runtime(uid, gid))
         confine.drop_privileges(uid, gid, keep_dumpable="namespaces" not in disabled)
