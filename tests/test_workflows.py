@@ -160,9 +160,14 @@ def test_workflows_validate_against_the_github_workflow_schema(tmp_path: Path) -
 def test_grader_sandbox_reports_every_protection() -> None:
     r = grader_cli("sandbox", timeout=300)
     lines = r.stdout.splitlines()
-    if r.returncode == 0:
-        assert lines[-1].startswith("all ") and lines[-1].endswith(" protections on")
+    if r.returncode == 0 and lines[-1].startswith("all "):
+        assert lines[-1].endswith(" protections on")
         assert all(line.startswith("on  ") for line in lines[:-1])
+    elif r.returncode == 0:  # root whose uid cannot reach the venv, nested under Landlock
+        assert lines[-1].endswith("unprivileged uid off but accepted: root nested in its own "
+                                  "user, pid and mount namespaces under Landlock")
+        assert [line for line in lines[:-1] if not line.startswith("on  ")] == [
+            line for line in lines if line.startswith("ok  unprivileged uid: off: ")]
     else:  # an unprivileged machine: loud, exit 5, and the off ones named
         assert r.returncode == 5
         assert any(line.startswith("OFF ") for line in lines)
@@ -198,6 +203,44 @@ def test_grader_sandbox_fails_when_a_protection_is_off(monkeypatch: pytest.Monke
                                          "on  landlock: on (ABI 6)",
                                          "OFF user namespace: off: EPERM"]
     assert "2 sandbox protection(s) off: cgroups, user namespace" in r.output
+
+
+def test_grader_sandbox_accepts_nested_root_as_grading_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from grader import cli
+    from grader.sandbox import local as execute
+
+    nested = {"landlock": "on (ABI 7)", "user namespace": "on", "pid namespace": "on",
+              "mount namespace": "on", "unprivileged uid": "off: uid 990 cannot reach the venv"}
+
+    class FakeWorker:
+        cgroup_report = {"cgroups": "on (memory.max 2 GiB)"}
+
+        def __init__(self, **kwargs: Any) -> None:
+            pass
+
+        def __enter__(self) -> FakeWorker:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def run(self, **kwargs: Any) -> Any:
+            return type("E", (), {"protections": dict(nested)})()
+
+    monkeypatch.setattr(execute, "Worker", FakeWorker)
+    r = CliRunner().invoke(cli.main, ["sandbox"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[-3:] == [
+        "ok  unprivileged uid: off: uid 990 cannot reach the venv",
+        "on  user namespace: on",
+        "5 protections on; unprivileged uid off but accepted: root nested in its own user, "
+        "pid and mount namespaces under Landlock"]
+    nested["mount namespace"] = "off: EPERM"  # without every namespace, root is refused
+    r = CliRunner().invoke(cli.main, ["sandbox"])
+    assert r.exit_code == 5
+    assert "2 sandbox protection(s) off: mount namespace, unprivileged uid" in r.output
 
 
 # -- the student's repository -----------------------------------------------------------------
