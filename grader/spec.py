@@ -27,7 +27,7 @@ _KINDS = ("compare", "accuracy")
 # _DATA_COMMON. Kept here, not there: the student package reads specs without grader.datasets.
 _DATA_COMMON = ("kind", "name", "holdout_fraction", "holdout_salt", "stage_as", "item", "items",
                 "probe_arg")
-_DATA_FILES = ("env", "url", "sha256", "path")
+_DATA_FILES = ("env", "url", "sha256", "path", "holdout_path", "holdout_env")
 DATA_KINDS: dict[str, tuple[str, ...]] = {
     "generated": ("module", "function", "seed", "args", "classes", "file"),
     "plugin": (*_DATA_FILES, "module", "class", "options"),
@@ -102,6 +102,11 @@ class DataSpec:
     holdout_salt: str = ""
     # The copy shipped with the assignment, relative to its folder ("" when none is shipped).
     path: str = ""
+    # A private folder of held-out examples (same layout as ``path``) the instructor keeps
+    # outside the course repository; with it nothing is split off ``path``. ~ and $VARS are
+    # expanded, a relative path is the assignment folder's; ``holdout_env`` overrides it.
+    holdout_path: str = ""
+    holdout_env: str = ""
     # Where the notebook reads it, relative to the notebook's folder.
     stage_as: str = ""
     # How scores and messages count the data ("on 40 examples"); "" leaves it to the kind.
@@ -267,6 +272,12 @@ def load(directory: Path) -> Assignment:
         if check_ids.count(n) > 1:
             raise r.fail("checks", f"duplicate check name {n!r}")
     data = _data(r, r.get(raw, "data", "", dict), name) if "data" in raw else None
+    if (data is not None and data.holdout_fraction == 0 and not data.holdout_path
+            and not data.holdout_env):
+        for i, c in enumerate(checks):
+            if c.kind == "accuracy":
+                raise r.fail(f"checks[{i}]", f"accuracy check {c.name!r} needs held-out examples: "
+                                             "data.holdout_fraction is 0 and no data.holdout_path")
     records = []
     for i, rec in enumerate(r.get(raw, "records", "", list, [])):
         if not isinstance(rec, dict):
@@ -403,9 +414,14 @@ def _data(r: _Reader, d: dict[str, Any], assignment: str) -> DataSpec:
     sha256 = text("sha256", "")
     if sha256 and not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
         raise r.fail("data.sha256", f"expected 64 lowercase hex digits, got {sha256!r}")
-    fraction = r.get(d, "holdout_fraction", "data.", float, 0.1)
-    if not 0 < fraction < 1:
-        raise r.fail("data.holdout_fraction", "expected a number between 0 and 1")
+    private = text("holdout_path", "") or text("holdout_env", "")
+    if private and "holdout_fraction" in d:
+        raise r.fail("data.holdout_fraction", "not used with data.holdout_path or "
+                                              "data.holdout_env (the private file is the held-out part)")
+    # 0: nothing is held out (a student's copy of the checks, already only the visible part).
+    fraction = 0.0 if private else r.get(d, "holdout_fraction", "data.", float, 0.1)
+    if not 0 <= fraction < 1:
+        raise r.fail("data.holdout_fraction", "expected a number from 0 up to (not including) 1")
     path = text("path", "")
     stage_as = text("stage_as", "") or path or f"data/{name}"
     parts = Path(stage_as).parts
@@ -429,6 +445,7 @@ def _data(r: _Reader, d: dict[str, Any], assignment: str) -> DataSpec:
     return DataSpec(
         name=name, kind=kind, env=text("env", ""), url=text("url", ""), sha256=sha256,
         holdout_fraction=fraction, holdout_salt=text("holdout_salt", assignment), path=path,
+        holdout_path=text("holdout_path", ""), holdout_env=text("holdout_env", ""),
         stage_as=stage_as, item=text("item", ""), items=text("items", ""),
         probe_arg=identifier("probe_arg", ""), module=module,
         function=identifier("function", "generate"),

@@ -194,9 +194,13 @@ def test_the_shipped_copy_is_read_by_default_and_matches_the_pinned_checksum(
     assert names.folder_sha256(shipped) == a.data.sha256
     assert (shipped / "LICENSE").read_text().startswith("The MIT License (MIT)")
     assert "practical-pytorch" in (shipped / "README.md").read_text()
-    # The student template carries the same files where its notebook reads them.
+    # The student template carries the visible part where its notebook reads it, and the
+    # licence with it (tests/hostile/test_held_out.py: no held-out name is in it).
     template = ROOT / "student_template" / "data" / "names"
-    assert names.folder_sha256(template) == a.data.sha256
+    shipped_spec = yaml.safe_load((ROOT / "student_template" / "checks" / "rnn_last_name"
+                                   / "assignment.yaml").read_text())
+    assert names.folder_sha256(template) == shipped_spec["data"]["sha256"] != a.data.sha256
+    assert (template / "LICENSE").read_bytes() == (shipped / "LICENSE").read_bytes()
 
 
 def test_a_changed_shipped_copy_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -526,8 +530,9 @@ def test_the_kinds_spec_knows_are_the_registered_ones() -> None:
      "data.inputs: only an .npz table says which array holds its inputs (a CSV's inputs are its columns "
      "other than the label)"),
     ({"kind": "table", "name": "t", "file": "t.csv", "seed": 1},
-     "data.seed: unknown field for a table data set (it takes classes, env, file, holdout_fraction, "
-     "holdout_salt, inputs, item, items, kind, label, name, path, probe_arg, sha256, stage_as, url)"),
+     "data.seed: unknown field for a table data set (it takes classes, env, file, holdout_env, "
+     "holdout_fraction, holdout_path, holdout_salt, inputs, item, items, kind, label, name, path, "
+     "probe_arg, sha256, stage_as, url)"),
     ({"kind": "generated", "name": "g", "module": "g.py"}, "data.seed: missing"),
     ({"kind": "generated", "name": "g", "module": "sub/g.py", "seed": 0},
      "data.module: expected the name of a .py file (no folder), got 'sub/g.py'"),
@@ -546,7 +551,16 @@ def test_the_kinds_spec_knows_are_the_registered_ones() -> None:
     ({"kind": "plugin", "name": "p", "module": "p.py", "class": "P", "sha256": "abc"},
      "data.sha256: expected 64 lowercase hex digits, got 'abc'"),
     ({"kind": "plugin", "name": "p", "module": "p.py", "class": "P", "holdout_fraction": 1},
-     "data.holdout_fraction: expected a number between 0 and 1"),
+     "data.holdout_fraction: expected a number from 0 up to (not including) 1"),
+    ({"kind": "plugin", "name": "p", "module": "p.py", "class": "P", "holdout_fraction": -0.1},
+     "data.holdout_fraction: expected a number from 0 up to (not including) 1"),
+    ({"kind": "generated", "name": "g", "module": "g.py", "seed": 0, "holdout_fraction": 0},
+     "checks[0]: accuracy check 'acc' needs held-out examples: data.holdout_fraction is 0 and no "
+     "data.holdout_path"),
+    ({"kind": "plugin", "name": "p", "module": "p.py", "class": "P", "holdout_path": "~/p",
+      "holdout_fraction": 0.2},
+     "data.holdout_fraction: not used with data.holdout_path or data.holdout_env (the private "
+     "file is the held-out part)"),
 ])
 def test_data_section_errors_name_the_file_and_field(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      data: dict[str, Any], problem: str) -> None:

@@ -173,6 +173,11 @@ class DataSet(ABC):
         """What ``data.sha256`` pins for the files in ``folder``."""
         raise NotImplementedError(f"{type(self).__name__} reads no files")
 
+    def data_files(self, folder: Path) -> list[Path]:
+        """The files in ``folder`` that hold examples. The student template ships the others
+        (a licence, a README) as they are; by default every file holds examples."""
+        return sorted(p for p in folder.iterdir() if p.is_file())
+
     def find(self, root: Path) -> Path | None:
         """The first folder at or under ``root`` that holds the files (an archive may nest them)."""
         if not root.is_dir():
@@ -206,6 +211,25 @@ class DataSet(ABC):
         where = f" (no copy at {shipped})" if shipped is not None else ""
         how = f"pass --data DIR or set {spec.env}" if spec.env else "pass --data DIR"
         raise InputError(f"{self.assignment.name} needs the {spec.name} data{where}: {how}")
+
+    def locate_held_out(self) -> Path | None:
+        """The instructor's private folder of held-out examples (``data.holdout_env``, else
+        ``data.holdout_path``); None when the held-out part is split off the data instead."""
+        spec = self.spec
+        if spec.holdout_env and os.environ.get(spec.holdout_env):
+            folder, given = Path(os.environ[spec.holdout_env]), f"${spec.holdout_env}"
+        elif spec.holdout_path:
+            folder = self.directory / os.path.expanduser(os.path.expandvars(spec.holdout_path))
+            given = f"data.holdout_path in {self.yaml}"
+        elif spec.holdout_env:
+            raise InputError(f"{self.assignment.name} keeps its held-out {spec.name} data private: "
+                             f"set {spec.holdout_env} to the folder holding it")
+        else:
+            return None
+        if not folder.is_dir() or not self.recognises(folder):
+            also = f"; or set {spec.holdout_env}" if spec.holdout_env and given[0] != "$" else ""
+            raise InputError(f"{folder}: no held-out {spec.name} data there (from {given}{also})")
+        return folder
 
     def fetch(self, url: str, *, sha256: str, cache_dir: Path) -> Path:
         """Download ``url`` once, unpack it, verify its files; returns their folder."""
@@ -315,6 +339,34 @@ class Prepared:
         self.dataset.stage(self.visible, target)
 
 
+def private_held_out(assignment: Assignment, visible: Examples) -> Examples:
+    """The instructor's private held-out examples, labelled by ``visible``'s classes. One
+    that is also in ``visible`` is dropped: the student holds its label."""
+    reader = open_dataset(assignment)  # its own instance: a kind may remember its source's layout
+    folder = reader.locate_held_out()
+    assert folder is not None
+    private = reader.load(folder)
+    unknown = sorted(set(private.classes[int(j)] for j in private.labels) - set(visible.classes))
+    if unknown:
+        raise InputError(f"{folder}: held-out {reader.items} of {', '.join(unknown)}: not a "
+                         "class of the training data")
+    index = {c: j for j, c in enumerate(visible.classes)}
+    relabelled = Examples(private.inputs,
+                          np.array([index[private.classes[int(j)]] for j in private.labels],
+                                   dtype=np.int64), visible.classes)
+    known = {visible.key(i) for i in range(len(visible))}
+    kept, seen = [], set()
+    for i in range(len(relabelled)):
+        key = relabelled.key(i)
+        if key not in known and key not in seen:
+            kept.append(i)
+            seen.add(key)
+    if not kept:
+        raise InputError(f"{folder}: every held-out {reader.item} there is also in the "
+                         "training data")
+    return relabelled.take(kept)
+
+
 def prepare(assignment: Assignment, data_dir: Path | None, *, missing_ok: bool = False
             ) -> Prepared | None:
     """Locate, load and split the assignment's data set; None when it has none (or, with
@@ -330,11 +382,18 @@ def prepare(assignment: Assignment, data_dir: Path | None, *, missing_ok: bool =
         if missing_ok:
             return None
         raise
-    visible, held = split(examples, salt=spec.holdout_salt, fraction=spec.holdout_fraction,
-                          items=dataset.items)
+    accuracy = any(c.kind == "accuracy" for c in assignment.checks)
+    if spec.holdout_path or spec.holdout_env:
+        visible = examples
+        held = (private_held_out(assignment, examples) if accuracy
+                else examples.take([]))
+    else:
+        visible, held = split(examples, salt=spec.holdout_salt, fraction=spec.holdout_fraction,
+                              items=dataset.items)
     h = hashlib.sha256(json.dumps([spec.kind, spec.holdout_salt, spec.holdout_fraction,
                                    spec.stage_as, dataset.probe_arg]).encode())
     h.update(examples.digest())
+    h.update(held.digest())
     h.update(dataset.code_digest())
     prepared = Prepared(dataset, folder, visible, held, h.hexdigest()[:16], spec.stage_as)
     for check in assignment.checks:

@@ -176,6 +176,9 @@ class TableData(DataSet):
     def checksum(self, folder: Path) -> str:
         return hashlib.sha256((folder / self.file).read_bytes()).hexdigest()
 
+    def data_files(self, folder: Path) -> list[Path]:
+        return [folder / self.file]
+
     def load(self, folder: Path | None) -> Examples:
         assert folder is not None
         path = folder / self.file

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 import yaml
@@ -23,6 +24,9 @@ from grader.grading import expected as expected_mod
 from grader.grading.plan import GradingPlan, limits_for, warm_up_for
 from grader.publish import template
 
+if TYPE_CHECKING:
+    from grader.datasets import StudentCopy
+
 
 def build_student_package(*, root: Path, console: Console, check_only: bool = False,
                           data_dir: Path | None = None) -> list[str]:
@@ -35,12 +39,14 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
     assignments = spec.load_all(root)
     limits = max((limits_for(a) for a in assignments), key=lambda l: l.notebook_seconds,
                  default=Limits())
-    tolerances: dict[Path, dict[str, spec.Tolerance]] = {}
+    # The checks each expected.json serves: a rebuild that moves a value within their
+    # tolerance (another CPU's last bit) rewrites nothing.
+    served: dict[Path, tuple[spec.Check, ...]] = {}
     with Worker(limits=limits, **warm_up_for(assignments)) as worker:
         for a in assignments:
             wanted.update(_shipped_checks(a, root, template_dir, worker, data_dir))
-            tolerances[template_dir / "checks" / a.name / expected_mod.EXPECTED_NAME] = {
-                c.request_key: c.tolerance for c in a.visible_only().checks}
+            served[template_dir / "checks" / a.name / expected_mod.EXPECTED_NAME] = (
+                a.visible_only().checks)
         if not check_only:  # nothing is written for an assignment that would mis-grade
             from grader.authoring.prove import prove
 
@@ -48,7 +54,7 @@ def build_student_package(*, root: Path, console: Console, check_only: bool = Fa
                 prove(a, reference=reference_dir / a.notebook, executor=worker,
                       data_dir=data_dir)
     changed = {path: content for path, content in wanted.items()
-               if not _same_content(path, content, tolerances.get(path))}
+               if not _same_content(path, content, served.get(path))}
     # The wheel carries the checks as the template will.
     this = course.load(root)
     shipped = {p: changed[p] if p in changed else p.read_bytes() for p in wanted}
@@ -86,7 +92,10 @@ def _check_cells(assignments: list[spec.Assignment], template_dir: Path,
                   if folder in p.parents}
         data = None
         if a.data is not None and a.data.stage_as:
-            data = check_cells.data_pins(shipped, url=a.data.url, dest=a.data.stage_as,
+            # The shipped spec's url: none where the template's copy is not the download's.
+            shipped_data = yaml.safe_load(bundle["assignment.yaml"]).get("data") or {}
+            data = check_cells.data_pins(shipped, url=shipped_data.get("url", ""),
+                                         dest=a.data.stage_as,
                                          folder=template_dir / a.data.stage_as)
         return check_cells.add(nb, assignment=a, bundle=bundle,
                                requirement=student_package.requirement(this.version, this.package),
@@ -96,15 +105,15 @@ def _check_cells(assignments: list[spec.Assignment], template_dir: Path,
     return decorate
 
 
-def _same_content(path: Path, content: bytes, tolerances: dict[str, spec.Tolerance] | None) -> bool:
+def _same_content(path: Path, content: bytes, checks: tuple[spec.Check, ...] | None) -> bool:
     """Is ``path`` already ``content``? Expected values count as equal within tolerance."""
     try:
         old = path.read_bytes()
     except OSError:
         return False
-    if tolerances is None:
+    if checks is None:
         return old == content
-    return expected_mod.same_within_tolerance(old, content, tolerances)
+    return expected_mod.same_within_tolerance(old, content, checks)
 
 
 def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, executor: Executor,
@@ -114,19 +123,16 @@ def _shipped_checks(a: spec.Assignment, root: Path, template_dir: Path, executor
     from grader import datasets
 
     files: dict[Path, bytes] = {}
-    data_at = None
+    copy = None
     if a.data is not None:
-        source = datasets.locate(a, data_dir)
-        if source is None:  # made by code: the visible part, as a graded notebook finds it
+        copy = datasets.student_copy(a, data_dir, template_dir)
+        if copy is None:  # made by code: the visible part, as a graded notebook finds it
             files.update(datasets.staged_files(a, data_dir, template_dir))
-        else:
-            data_at = template_dir / a.data.stage_as
-            for path in sorted(source.iterdir()):
-                if path.is_file() and not path.is_symlink():
-                    files[data_at / path.name] = path.read_bytes()
+        else:  # the visible part only: the held-out labels never ship (issue 18, 2)
+            files.update(copy.files)
     files.update(checks_bundle(a, root=root, dest=template_dir / "checks" / a.name,
                                executor=executor, data_dir=data_dir, include_hidden=False,
-                               data_at=data_at))
+                               student_data=copy))
     return files
 
 
@@ -142,13 +148,14 @@ def visible_spec(raw: dict[str, object]) -> dict[str, object]:
 
 def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, executor: Executor,
                   data_dir: Path | None, include_hidden: bool,
-                  data_at: Path | None = None) -> dict[Path, bytes]:
+                  student_data: StudentCopy | None = None) -> dict[Path, bytes]:
     """Files that let ``grader`` grade without ``reference/``: spec, probes, expected values
     (and the warm-up script, where the assignment has one).
 
     With ``include_hidden`` (an instructor's bundle, e.g. for Gradescope) the hidden checks and
-    their expected values are in it; without (the student template) they are not. ``data_at``
-    is where the assignment's data will sit beside the bundle (the template's copy).
+    their expected values are in it; without (the student template) they are not.
+    ``student_data`` is the template's copy of the data beside the bundle: the spec then points
+    at it, pins its checksum, and holds nothing more out of it (it is the visible part).
     """
     visible = a if include_hidden else a.visible_only()
     raw = yaml.safe_load((a.directory / "assignment.yaml").read_text())
@@ -160,8 +167,14 @@ def checks_bundle(a: spec.Assignment, *, root: Path, dest: Path, executor: Execu
         data_spec.pop("path", None)
         if not include_hidden:
             data_spec.pop("holdout_salt", None)
-        if data_at is not None:
-            data_spec["path"] = os.path.relpath(data_at, dest)
+        if student_data is not None:
+            for key in ("holdout_salt", "holdout_path", "holdout_env", "holdout_fraction"):
+                data_spec.pop(key, None)
+            data_spec["holdout_fraction"] = 0
+            data_spec["path"] = os.path.relpath(student_data.folder, dest)
+            data_spec["sha256"] = student_data.sha256
+            if not student_data.whole:  # a download of data.url holds what the copy does not
+                data_spec["url"] = ""
         if a.data.module:  # the plug-in or generator, beside the spec as in assignments/
             data_files[dest / a.data.module] = (a.directory / a.data.module).read_bytes()
     reference = root / "reference" / a.notebook

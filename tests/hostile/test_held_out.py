@@ -1,4 +1,5 @@
-"""Held-out accuracy scores a model, not a table (issue 18, 2).
+"""Held-out accuracy scores a model, not a table, and the template holds no held-out name
+(issue 18, 2).
 
 A notebook that carries the data set (it is public) and patches its trained model's forward
 with a name -> language lookup scored 97.3% "held-out accuracy" against 79.0% for the honest
@@ -70,3 +71,17 @@ def test_a_lookup_scores_no_better_than_the_honest_model(logs: dict[str, Any]) -
     honest = "held-out accuracy 79.0% on 1779 names: 10 of 10 points (0 at 70%, full at 78%)"
     assert _accuracy(logs["lookup"]) == honest
     assert logs["lookup"]["score"] == 23.0  # as the reference: 20 points and 3 extra credit
+
+
+def test_the_student_template_holds_no_held_out_name() -> None:
+    """The template shipped the whole data set, its 10% held out included (byte-identical to
+    the assignment's copy): the labels of every held-out name were in the students' hands."""
+    a = spec.find(ROOT, NB.removesuffix(".ipynb"))
+    prepared = datasets.prepare(a, NAMES_DATA)
+    assert prepared is not None and len(prepared.held_out) > 1000
+    reader = datasets.open_dataset(a)
+    template = reader.load(ROOT / "student_template" / "data" / "names")
+    def pairs(e: datasets.Examples) -> set[tuple[str, str]]:
+        return {(e.classes[int(label)], str(x)) for x, label in zip(e.inputs, e.labels)}
+    assert pairs(template) == pairs(prepared.visible)
+    assert not pairs(template) & pairs(prepared.held_out)

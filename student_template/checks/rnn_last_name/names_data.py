@@ -95,6 +95,9 @@ class NamesData(DataSet):
     def checksum(self, folder: Path) -> str:
         return folder_sha256(folder)
 
+    def data_files(self, folder: Path) -> list[Path]:
+        return sorted(folder.glob("*.txt"))  # LICENSE and README.md ship as they are
+
     def load(self, folder: Path | None) -> Examples:
         assert folder is not None
         return to_examples(load_names(folder))
