@@ -397,3 +397,24 @@ def test_expected_values_from_another_cpu_are_not_stale(tmp_path: Path) -> None:
     # The wheel holds no checks (the library alone); the notebook embeds them, so it is stale too.
     assert ("stale: rnn_and_grad.ipynb, student_template/checks/rnn_and_grad/expected.json "
             "(run `grader build`)") in r.stderr
+
+
+def test_an_output_no_check_reads_may_move_within_the_last_bit() -> None:
+    """A check reading only ``shape`` of a probe that also returns ``h`` shipped with
+    tolerance 0: another CPU's last bit in ``h`` made the second course's template stale."""
+    import numpy as np
+
+    from grader.grading.expected import encode, same_within_tolerance
+    from grader.spec import Check, Tolerance
+
+    shape = Check(name="shape", question="Q", visibility="visible", points=1, probe="step",
+                  args={"seed": 4}, outputs=("shape",), tolerance=Tolerance(rtol=0, atol=0))
+    key = shape.request_key
+    h = np.array([0.49218, -0.115289], dtype=np.float32)
+    old = encode({key: {"h": h, "shape": np.array([2, 6])}})
+    moved = encode({key: {"h": np.nextafter(h, np.float32(1)), "shape": np.array([2, 6])}})
+    assert old != moved and same_within_tolerance(old, moved, [shape])
+    grown = encode({key: {"h": h, "shape": np.array([2, 7])}})
+    assert not same_within_tolerance(old, grown, [shape])
+    every = Check(**{**shape.__dict__, "outputs": None})  # one reading every output: 0 is 0
+    assert not same_within_tolerance(old, moved, [every])
