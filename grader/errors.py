@@ -8,6 +8,7 @@ grader itself cannot do its job, and each knows the exit status the CLI returns 
     ├── SpecError               exit 4   an assignment YAML / probes file is invalid
     ├── BuildError              exit 4   solution markers in a reference notebook are wrong
     └── SandboxError            exit 5   a worker or the sandbox could not be started
+        └── WorkerLost          exit 5   the warm worker died or stopped answering mid-run
 
 Context (which file, which field) is attached where the error is raised, in the message itself,
 so the CLI prints one line and needs no traceback.
@@ -34,3 +35,8 @@ class BuildError(SpecError):
 
 class SandboxError(GraderError):
     exit_code = 5
+
+
+class WorkerLost(SandboxError):
+    """The warm worker died or made no progress; ``sandbox.local.Worker`` starts a new one and
+    grades the submission in flight again, once."""

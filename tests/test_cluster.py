@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -393,7 +394,13 @@ def test_a_dead_warm_worker_is_replaced_and_its_task_retried(cluster: Any, tmp_p
     assert killed
     assert set(after.values()).isdisjoint(before.values())  # replaced on every worker
     assert sorted(r["student"] for r in results) == students
-    assert all(r["score"] == 30.0 and not r["errors"] for r in results)
+    assert all(r["score"] == 30.0 for r in results)
+    # Each task the kill caught was graded again from its start on a new process, and says so.
+    said = [e["message"] for r in results for e in r["errors"]]
+    assert said and all(re.fullmatch(
+        r"the grading worker \(pid \d+\) died( \(.+\))?; killed it, started a new one and "
+        r"graded this submission again from its start", m) for m in said), said
+    assert all(e["kind"] == "sandbox" for r in results for e in r["errors"])
 
 
 def _slow_students(subs: Path, names: list[str], seconds: float) -> None:

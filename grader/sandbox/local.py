@@ -21,14 +21,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from grader import wire
 from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer, Requests
 from grader.sandbox import confine as sandbox
-from grader.errors import InputError, SandboxError
+from grader.errors import InputError, SandboxError, WorkerLost
 from grader.files import atomic_write, private_tmpdir, read_capped, sweep_stale_tmpdirs
 from grader.submission import code_cell_number
 
@@ -144,12 +144,26 @@ class Worker:
             self._all_cgroups += paths
             self._free.put(paths)
         self._ready_lock = threading.Lock()
-        self._start_error: str | None = None  # None: not yet known; "": serving
+        self._restart_lock = threading.Lock()
+        self._generation = 0  # which process serves: a lost one is replaced once, by one slot
+        self._lost_reasons: dict[int, tuple[int, str]] = {}
         self._font_cache = font_cache
         self._home = str(private_tmpdir("worker"))
+        self._setup = json.dumps({"preload": list(preload),
+                                  "warmup": [str(script.resolve()) for script in warmup]})
+        self._start_process()
+        if wait:
+            try:
+                self.wait_ready()
+            except SandboxError:
+                self.close()
+                raise
+
+    def _start_process(self) -> None:
+        self._start_error: str | None = None  # None: not yet known; "": serving
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         env = sandbox.scrubbed_environment(self._home)
-        _copy_font_lists(font_cache, Path(env["MPLCONFIGDIR"]))
+        _copy_font_lists(self._font_cache, Path(env["MPLCONFIGDIR"]))
         env.pop("HOME")
         env["HOME"] = self._home
         # Transparent huge pages for the worker's heap: each fork then copies one page-table
@@ -157,21 +171,36 @@ class Worker:
         # the worker with torch loaded: fork+exit 26 -> 13 ms. A no-op where THP is off. The
         # submission's own environment is replaced (worker._run_session), so it never sees this.
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
-        setup = json.dumps({"preload": list(preload),
-                            "warmup": [str(script.resolve()) for script in warmup]})
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.sandbox.worker", str(child.fileno()), setup],
+            [sys.executable, "-m", "grader.sandbox.worker", str(child.fileno()), self._setup],
             pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self._home,
         )
         child.close()
         self._control = parent
-        if wait:
-            try:
-                self.wait_ready()
-            except SandboxError:
-                self.close()
-                raise
+
+    def _lost(self, generation: int, why: str) -> _Lost:
+        """What every slot's call is told once this process is lost: the first reason seen
+        (after a stall, the slots behind it find a dead socket; the stall is the news)."""
+        first = self._lost_reasons.setdefault(generation, (self._proc.pid, why))
+        return _Lost(generation, *first)
+
+    def _replace(self, generation: int) -> None:
+        """Kill the lost process of ``generation`` and start and await a new one. Every slot
+        whose run it lost calls this; only the first replaces it, the others use the new one."""
+        with self._restart_lock:
+            if self._generation != generation or self._cancelled.is_set():
+                return
+            with self._lock, self._ready_lock:
+                lost = self._proc
+                lost.kill()
+                lost.wait()
+                if lost.stderr is not None:
+                    lost.stderr.close()
+                self._control.close()
+                self._start_process()
+                self._generation += 1
+        self.wait_ready()
 
     def wait_ready(self) -> None:
         """Until the worker has imported everything and serves; ``SandboxError`` if it can't.
@@ -257,6 +286,8 @@ class Worker:
     def _control_call(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
         data = json.dumps(message).encode()
         with self._lock:  # one request, one reply: slots take turns on the control socket
+            self.wait_ready()  # a replaced process says "ready" first
+            generation = self._generation
             self._control.settimeout(CONTROL_SECONDS)
             try:
                 if fds:
@@ -266,11 +297,12 @@ class Worker:
                 reply = self._control.recv(1 << 16)
             except socket.timeout:
                 self._proc.kill()
-                raise SandboxError(f"the grading worker (pid {self._proc.pid}) made no progress "
-                                   f"for {CONTROL_SECONDS:g} s (stopped or hung); killed "
-                                   "it") from None
-        if not reply:
-            raise SandboxError("the grading worker died")
+                raise self._lost(generation, f"made no progress for {CONTROL_SECONDS:g} s "
+                                             "(stopped or hung)") from None
+            except OSError as exc:  # killed: a broken pipe or a reset connection
+                raise self._lost(generation, f"died ({exc.strerror or exc})") from None
+            if not reply:
+                raise self._lost(generation, "died")
         result = json.loads(reply)
         if not isinstance(result, dict):
             raise SandboxError("the grading worker sent a malformed reply")
@@ -285,7 +317,23 @@ class Worker:
         self.wait_ready()
         cgroups = self._free.get()
         try:
-            return self._run(workdir, cells, probes_source, requests, cgroups)
+            try:
+                return self._run(workdir, cells, probes_source, requests, cgroups)
+            except _Lost as lost:
+                if self._cancelled.is_set():
+                    raise SandboxError("the run was interrupted") from None
+                said = str(lost)
+                self._replace(lost.generation)
+            # Once: a worker lost again on the same submission is the machine's trouble, and
+            # the run stops saying so rather than grade the class at two minutes a student.
+            try:
+                execution = self._run(workdir, cells, probes_source, requests, cgroups)
+            except _Lost as again:
+                raise WorkerLost(f"{said}; the new one {again.why} too, on the same "
+                                 "submission") from None
+            return replace(execution, events=(f"{said}; killed it, started a new one and "
+                                              "graded this submission again from its start",
+                                              *execution.events))
         finally:
             self._free.put(cgroups)
 
@@ -483,10 +531,22 @@ class Worker:
             except ProcessLookupError:
                 pass
             os.close(pidfd)
-        reaped = self._control_call({"cmd": "reap", "pid": holder})
-        self.peak_child_rss_kb = max(self.peak_child_rss_kb, int(reaped.get("maxrss_kb", 0)))
-        # Without a pid namespace, strays are found through the slot's cgroup instead.
-        sandbox.kill_cgroup_members(cgroups, seconds=2.0)
+        try:
+            reaped = self._control_call({"cmd": "reap", "pid": holder})
+            self.peak_child_rss_kb = max(self.peak_child_rss_kb, int(reaped.get("maxrss_kb", 0)))
+        finally:
+            # Without a pid namespace, strays are found through the slot's cgroup instead;
+            # and a lost worker's sandboxes too.
+            sandbox.kill_cgroup_members(cgroups, seconds=2.0)
+
+
+class _Lost(WorkerLost):
+    """The warm worker of ``generation`` is gone: ``Worker.run`` replaces it and runs again."""
+
+    def __init__(self, generation: int, pid: int, why: str) -> None:
+        super().__init__(f"the grading worker (pid {pid}) {why}")
+        self.generation = generation
+        self.why = why
 
 
 def _secret_paths(folders: Sequence[Path], chars: int = 24_000) -> list[str]:

@@ -221,15 +221,49 @@ def test_a_read_only_or_full_output_is_one_line_and_exit_3(tmp_path: Path, optio
 
 
 @pytest.mark.slow
-def test_a_stopped_worker_is_killed_and_said(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from grader.errors import SandboxError
+def test_a_stopped_worker_is_killed_replaced_and_the_submission_graded_again(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from grader.execution import Limits
 
     monkeypatch.setattr(local, "CONTROL_SECONDS", 2.0)
     with local.Worker(limits=Limits(cell_seconds=5, notebook_seconds=10)) as worker:
-        os.kill(worker._proc.pid, signal.SIGSTOP)
+        stopped = worker._proc.pid
+        os.kill(stopped, signal.SIGSTOP)
+        execution = worker.run(workdir=tmp_path, cells=["print(6 * 7)"], probes_source="",
+                               requests={})
+        assert [(c.status, c.stdout) for c in execution.cells] == [("ok", "42\n")]
+        assert execution.events == (
+            f"the grading worker (pid {stopped}) made no progress for 2 s (stopped or hung); "
+            "killed it, started a new one and graded this submission again from its start",)
+        assert worker._proc.pid != stopped and not Path(f"/proc/{stopped}").exists()
+        # The new process serves the next submission as the first: no event, no restart.
+        again = worker.run(workdir=tmp_path, cells=["1"], probes_source="", requests={})
+        assert again.events == () and [c.status for c in again.cells] == ["ok"]
+
+
+@pytest.mark.slow
+def test_a_worker_lost_twice_on_one_submission_stops_the_run_saying_so(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from grader.errors import WorkerLost
+    from grader.execution import Limits
+
+    monkeypatch.setattr(local, "CONTROL_SECONDS", 2.0)
+    replace = local.Worker._replace
+
+    def replace_then_stop(self: local.Worker, generation: int) -> None:
+        replace(self, generation)
+        os.kill(self._proc.pid, signal.SIGSTOP)
+
+    monkeypatch.setattr(local.Worker, "_replace", replace_then_stop)
+    with local.Worker(limits=Limits(cell_seconds=5, notebook_seconds=10)) as worker:
+        first = worker._proc.pid
+        os.kill(first, signal.SIGSTOP)
         started = time.monotonic()
-        with pytest.raises(SandboxError, match=r"the grading worker \(pid \d+\) made no progress "
-                                               r"for 2 s \(stopped or hung\); killed it"):
+        with pytest.raises(WorkerLost) as lost:
             worker.run(workdir=tmp_path, cells=["1"], probes_source="", requests={})
-        assert time.monotonic() - started < 10
+        assert str(lost.value) == (
+            f"the grading worker (pid {first}) made no progress for 2 s (stopped or hung); the "
+            "new one made no progress for 2 s (stopped or hung) too, on the same submission")
+        assert lost.value.exit_code == 5
+        assert time.monotonic() - started < 30
+    assert not Path(f"/proc/{first}").exists()
