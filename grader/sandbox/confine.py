@@ -195,24 +195,32 @@ def disabled_layers() -> list[str]:
     return sorted(set(names))
 
 
-def sandbox_identity() -> tuple[int, int, str]:
-    """As root: the (uid, gid, description) student code runs as.
+def sandbox_user(slot: int) -> str:
+    """The user of one worker slot: ``grader-sandbox``, then ``grader-sandbox-1``, ...."""
+    return SANDBOX_USER if slot == 0 else f"{SANDBOX_USER}-{slot}"
 
-    The dedicated user ``grader-sandbox`` owns nothing and is in no group, so the drop leaves
-    it exactly "others" on every file of the grader's; it is made here if missing (setup.sh
-    makes it when Gradescope builds the image). Where it cannot be made (no useradd, a
-    read-only /etc), ``nobody`` (65534) is used: shared with other daemons, hence second best.
+
+def sandbox_identity(slot: int = 0) -> tuple[int, int, str]:
+    """As root: the (uid, gid, description) student code of worker slot ``slot`` runs as.
+
+    Each slot has a dedicated user (``sandbox_user``) that owns nothing and is in no group but
+    its own, so the drop leaves it exactly "others" on every file of the grader's, and two
+    submissions graded at once cannot signal, trace or read each other without a pid or mount
+    namespace either. It is made here if missing (setup.sh makes slot 0's when Gradescope builds
+    the image). Where it cannot be made (no useradd, a read-only /etc), ``nobody`` (65534) is
+    used: shared with other daemons and with any other slot that fell back, hence second best.
     """
+    name = sandbox_user(slot)
     why = ""
     for attempt in range(2):
         try:
-            entry = pwd.getpwnam(SANDBOX_USER)
+            entry = pwd.getpwnam(name)
         except KeyError:
             entry = None
         if entry is not None and entry.pw_uid != 0 and entry.pw_gid != 0:
-            return entry.pw_uid, entry.pw_gid, f"uid {entry.pw_uid} {SANDBOX_USER}"
+            return entry.pw_uid, entry.pw_gid, f"uid {entry.pw_uid} {name}"
         if entry is not None:
-            why = f"{SANDBOX_USER} has uid or gid 0"
+            why = f"{name} has uid or gid 0"
             break
         if attempt:
             break
@@ -223,12 +231,12 @@ def sandbox_identity() -> tuple[int, int, str]:
         shell = "/usr/sbin/nologin" if os.path.exists("/usr/sbin/nologin") else "/bin/false"
         try:
             made = subprocess.run([useradd, "--system", "--no-create-home", "--home-dir",
-                                   "/nonexistent", "--shell", shell, SANDBOX_USER],
+                                   "/nonexistent", "--shell", shell, "--user-group", name],
                                   capture_output=True, text=True, timeout=30)
             why = made.stderr.strip()[:200] or f"useradd exited {made.returncode}"
         except (OSError, subprocess.TimeoutExpired) as exc:
             why = str(exc)
-    return NOBODY, NOBODY, f"uid {NOBODY} nobody ({SANDBOX_USER} unavailable: {why})"
+    return NOBODY, NOBODY, f"uid {NOBODY} nobody ({name} unavailable: {why})"
 
 
 def hand_over(workdir: str, uid: int, gid: int) -> None:

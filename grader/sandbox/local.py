@@ -79,6 +79,13 @@ class _Session:
         return tuple(kept)
 
 
+@dataclass(frozen=True)
+class _Slot:
+    """What one submission at a time uses: cgroups of its own and, as root, a uid of its own."""
+    cgroups: list[Path]
+    identity: dict[str, Any]
+
+
 class Worker:
     """One warm worker process serving up to ``slots`` submissions at once.
 
@@ -117,17 +124,14 @@ class Worker:
         self.confine = confine
         self.allow_unprotected = allow_unprotected
         self._disable = sandbox.disabled_layers() if confine else []
-        self._identity: dict[str, Any] = {}
-        if confine and os.geteuid() == 0 and "uid" not in self._disable:
-            uid, gid, described = sandbox.sandbox_identity()
-            self._identity = {"uid": uid, "gid": gid, "identity": described,
-                              "secrets": _secret_paths(secret_paths), "code": _code_paths()}
+        drop = confine and os.geteuid() == 0 and "uid" not in self._disable
+        shared = ({"secrets": _secret_paths(secret_paths), "code": _code_paths()} if drop else {})
         self.peak_child_rss_kb = 0
         self._lock = threading.Lock()
         self._live_lock = threading.Lock()
         self._live: dict[int, int] = {}  # holder pid -> pidfd of its sandbox's init
         self._cancelled = threading.Event()
-        self._free: queue.Queue[list[Path]] = queue.Queue()
+        self._free: queue.Queue[_Slot] = queue.Queue()
         self._all_cgroups: list[Path] = []
         # What a run killed outright (kill -9) left: its staged copies, its worker's home and
         # its cgroups (with any sandbox still sleeping in them). Named after their run's pid,
@@ -142,7 +146,11 @@ class Worker:
             if confine:
                 paths, self.cgroup_report = sandbox.make_cgroups(f"{base}-{k}", limits)
             self._all_cgroups += paths
-            self._free.put(paths)
+            identity: dict[str, Any] = {}
+            if drop:
+                uid, gid, described = sandbox.sandbox_identity(k)
+                identity = {"uid": uid, "gid": gid, "identity": described, **shared}
+            self._free.put(_Slot(paths, identity))
         self._ready_lock = threading.Lock()
         self._restart_lock = threading.Lock()
         self._generation = 0  # which process serves: a lost one is replaced once, by one slot
@@ -315,10 +323,10 @@ class Worker:
         """Execute the code ``cells`` (None marks a markdown cell) in ``workdir``, then ask each
         probe request; around a hang or a crash, run again without the culprit."""
         self.wait_ready()
-        cgroups = self._free.get()
+        slot = self._free.get()
         try:
             try:
-                return self._run(workdir, cells, probes_source, requests, cgroups)
+                return self._run(workdir, cells, probes_source, requests, slot)
             except _Lost as lost:
                 if self._cancelled.is_set():
                     raise SandboxError("the run was interrupted") from None
@@ -327,7 +335,7 @@ class Worker:
             # Once: a worker lost again on the same submission is the machine's trouble, and
             # the run stops saying so rather than grade the class at two minutes a student.
             try:
-                execution = self._run(workdir, cells, probes_source, requests, cgroups)
+                execution = self._run(workdir, cells, probes_source, requests, slot)
             except _Lost as again:
                 raise WorkerLost(f"{said}; the new one {again.why} too, on the same "
                                  "submission") from None
@@ -335,10 +343,10 @@ class Worker:
                                               "graded this submission again from its start",
                                               *execution.events))
         finally:
-            self._free.put(cgroups)
+            self._free.put(slot)
 
     def _run(self, workdir: Path, cells: list[str | None], probes_source: str,
-             requests: Requests, cgroups: list[Path]) -> Execution:
+             requests: Requests, slot: _Slot) -> Execution:
         started = time.perf_counter()
         code_cells = [i for i, c in enumerate(cells) if c is not None]
         not_code = {i for i, c in enumerate(cells) if c is None}
@@ -350,7 +358,7 @@ class Worker:
         for attempts in range(1, MAX_ATTEMPTS + 1):
             pending = {k: v for k, v in requests.items() if k not in dropped}
             session = self._session(workdir, cells, set(skip) | not_code, probes_source, pending,
-                                    cgroups)
+                                    slot)
             if session.fatal or self._cancelled.is_set():
                 events.append(session.fatal or "the run was interrupted")
                 break
@@ -385,8 +393,9 @@ class Worker:
     # -- one sandboxed process tree ------------------------------------------------------------
 
     def _session(self, workdir: Path, cells: list[str | None], skip: set[int], probes_source: str,
-                 requests: Requests, cgroups: list[Path]) -> _Session:
+                 requests: Requests, slot: _Slot) -> _Session:
         s = _Session()
+        cgroups = slot.cgroups
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         # The longest this sandbox may legitimately live (start-up waits included): its init
         # ends itself then, should the grader and the worker both be gone.
@@ -394,7 +403,7 @@ class Worker:
                     + len(requests) * (WALL_FACTOR * self.limits.probe_seconds + GRACE_SECONDS))
         spawn = {"cmd": "spawn", "workdir": str(workdir), "cgroups": [str(p) for p in cgroups],
                  "limits": self.limits.__dict__, "confine": self.confine,
-                 "lifetime": math.ceil(lifetime), "disable": self._disable, **self._identity}
+                 "lifetime": math.ceil(lifetime), "disable": self._disable, **slot.identity}
         holder = int(self._control_call(spawn, [theirs.fileno()])["pid"])
         theirs.close()
         init_pidfd: int | None = None

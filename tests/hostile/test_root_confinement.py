@@ -203,3 +203,80 @@ def test_an_unknown_layer_to_disable_is_an_error(tmp_path: Path) -> None:
     assert r.returncode == 5
     assert r.stderr.splitlines()[-1] == ("grader: error: $GRADER_SANDBOX_DISABLE: unknown "
                                          "layer(s) seatbelts (known: namespaces, landlock, uid)")
+
+
+# Each of two submissions graded at once waits to see the other's process, then tries to
+# signal it and to list its staged folder. @@UIDS@@ and @@DIRS@@ are both slots' uids and folders.
+NEIGHBOUR = '''
+import os, time
+me, others = os.getuid(), set(@@UIDS@@) - {os.getuid()}
+theirs = [d for d in @@DIRS@@ if d != os.getcwd()][0]
+found, deadline = [], time.time() + 20
+while not found and time.time() < deadline:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.stat(f"/proc/{pid}").st_uid in others:
+                found.append(int(pid))
+        except OSError:
+            pass
+    time.sleep(0.05)
+print("saw the other", bool(found))
+for label, action in (("signal", lambda: os.kill(found[0], 0)),
+                      ("list", lambda: os.listdir(theirs)),
+                      ("read", lambda: open(theirs + "/notebook.txt").read())):
+    try:
+        action()
+        print(label, "GOT")
+    except Exception as e:
+        print(label, type(e).__name__)
+time.sleep(1.5)  # the other may still be looking for this process
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only root has other uids to give")
+@needs_reachable_grader
+def test_as_root_without_namespaces_two_slots_run_as_two_uids_apart(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``-j 2`` and no pid or mount namespace, the two submissions graded at once are
+    two users: neither can signal the other's process or enter its staged folder."""
+    import threading
+
+    from grader.execution import Execution, Limits
+    from grader.files import private_tmpdir
+    from grader.sandbox import confine, local
+
+    monkeypatch.setenv(DISABLE, "namespaces,landlock")
+    ids = [confine.sandbox_identity(k) for k in range(2)]
+    uids = [uid for uid, _, _ in ids]
+    assert len(set(uids)) == 2 and 0 not in uids and confine.NOBODY not in uids, ids
+    assert len({gid for _, gid, _ in ids}) == 2
+    dirs = [private_tmpdir("sub") for _ in range(2)]
+    try:
+        for d in dirs:
+            (d / "notebook.txt").write_text("a classmate's work\n")
+        code = NEIGHBOUR.replace("@@UIDS@@", repr(uids)).replace(
+            "@@DIRS@@", repr([str(d) for d in dirs]))
+        results: dict[int, Execution] = {}
+        with local.Worker(limits=Limits(cell_seconds=30, notebook_seconds=60),
+                          slots=2) as worker:
+            def grade(k: int) -> None:
+                results[k] = worker.run(workdir=dirs[k], cells=[code], probes_source="",
+                                        requests={})
+
+            threads = [threading.Thread(target=grade, args=(k,)) for k in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        seen = set()
+        for execution in results.values():
+            assert [c.status for c in execution.cells] == ["ok"], execution
+            assert execution.cells[0].stdout.splitlines() == [
+                "saw the other True", "signal PermissionError", "list PermissionError",
+                "read PermissionError"]
+            seen.add(execution.protections[confine.UID_KEY])
+            assert execution.protections["pid namespace"].startswith("off")
+        assert seen == {f"on (uid {uid} {confine.sandbox_user(k)})" for k, uid in enumerate(uids)}
+    finally:
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
