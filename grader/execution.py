@@ -30,6 +30,11 @@ Protections = dict[str, str]  # protection name -> "on" or "off: <why>"
 # notebook itself. An environment variable, not "is grader.sandbox imported": a process that
 # merely imported the sandbox (a test run, an instructor's script) still checks in-notebook.
 GRADING_ENV = "GRADER_CHECK_CELLS"
+# Limits that can cost points count CPU seconds; the wall-clock ones only catch what CPU time
+# cannot (a sleep, a blocked read). Generous, so a busy machine never costs a point: a cell on
+# a quarter of a core still ends on its CPU limit first.
+WALL_FACTOR = 4.0
+GRACE_SECONDS = 3.0
 
 
 def protections_off(protections: Protections) -> list[str]:

@@ -26,17 +26,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from grader import wire
-from grader.execution import CellOutcome, Execution, Limits, ProbeAnswer, Requests
+from grader.execution import (GRACE_SECONDS, WALL_FACTOR, CellOutcome, Execution, Limits,
+                              ProbeAnswer, Requests)
 from grader.sandbox import confine as sandbox
 from grader.errors import InputError, SandboxError, WorkerLost
 from grader.files import atomic_write, private_tmpdir, read_capped, sweep_stale_tmpdirs
 from grader.submission import code_cell_number
 
-GRACE_SECONDS = 3.0
-# The sandbox's own limits count CPU seconds; these wall-clock ones only catch what CPU time
-# cannot (a sleep, a blocked read). Generous, so a busy machine never costs a point: a cell on
-# a third of a core still ends on its CPU limit first.
-WALL_FACTOR = 4.0
 START_SECONDS = 30.0  # for a sandbox to report in: generous, a loaded machine forks slowly
 MAX_ATTEMPTS = 4
 # The warm worker answers each control request (fork a sandbox, reap one) in milliseconds; one

@@ -433,7 +433,7 @@ def _run_session(sock: socket.socket, request: dict[str, Any], report: Protectio
 
     # Limits that can cost points count CPU time (ITIMER_PROF: this process, all its threads),
     # so a score never depends on how busy the machine is; the grader's wall-clock limits are
-    # only a generous backstop (execute.WALL_FACTOR).
+    # only a generous backstop (execution.WALL_FACTOR).
     signal.signal(signal.SIGPROF, on_alarm)
     # Budgets are per thread: N threads may spend N CPU seconds per second of wall time.
     threads = max(1, int(getattr(limits, "threads", 1)))

@@ -8,12 +8,15 @@ the same code into the same log:
 
 * frames of a cell's code are named ``<ipython-input-N-…>``, N the number Jupyter shows after
   Run All, so tracebacks and messages name cells as the worker's do;
-* a cell has ``limits.cell_seconds``, the notebook ``limits.notebook_seconds``, and a cell that
-  kills the kernel is left out and the notebook run again;
+* a cell has ``limits.cell_seconds`` and the notebook ``limits.notebook_seconds`` of CPU time,
+  counted by a timer in the kernel (``limit_cpu``, ITIMER_PROF as in the worker), so a busy
+  machine costs no check; the wall clock is only a backstop (``execution.WALL_FACTOR``). Where
+  there is no CPU timer (Windows) the limits are wall-clock seconds;
+* a cell that kills the kernel is left out and the notebook run again;
 * the probes are asked in the kernel by ``grader.student.checks.ask``, the in-notebook check's
-  own code, each with ``limits.probe_seconds``; the answers come back as Execution JSON.
+  own code, each with ``limits.probe_seconds`` (wall-clock); the answers come back as
+  Execution JSON.
 
-The times are wall-clock seconds (the worker counts CPU seconds): a kernel has no CPU timer.
 nbclient and nbformat are imported when a kernel starts, so this module imports anywhere.
 """
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -29,9 +33,9 @@ from typing import Any
 
 from grader import wire
 from grader.errors import SandboxError
-from grader.execution import (GRADING_ENV, CellOutcome, Execution, Limits, ProbeAnswer,
-                              Protections, Requests, execution_from_wire, execution_to_wire,
-                              requests_from_wire, requests_to_wire)
+from grader.execution import (GRACE_SECONDS, GRADING_ENV, WALL_FACTOR, CellOutcome, Execution,
+                              Limits, ProbeAnswer, Protections, Requests, execution_from_wire,
+                              execution_to_wire, requests_from_wire, requests_to_wire)
 from grader.logfile import NO_SANDBOX
 from grader.submission import code_cell_number
 
@@ -43,19 +47,64 @@ INTERRUPT_GRACE = 5.0
 IOPUB_GRACE = 60
 
 _PRELUDE = """\
-def _grader_prelude(numbers, threads):
+def _grader_prelude(numbers, threads, cpu):
     from IPython import get_ipython
     from IPython.core.compilerop import code_name
     compiler = get_ipython().compile
     compiler.get_code_name = lambda raw, code, count: code_name(code, numbers.get(count, count))
     try:
         import torch
+        torch.set_num_threads(threads)
     except ImportError:
-        return
-    torch.set_num_threads(threads)
-_grader_prelude({numbers!r}, {threads!r})
+        pass
+    if cpu:
+        __import__('grader.student.kernel', fromlist=['limit_cpu']).limit_cpu(set(numbers), *cpu)
+_grader_prelude({numbers!r}, {threads!r}, {cpu!r})
 del _grader_prelude
 """
+CPU_TIMER = hasattr(signal, "setitimer")
+
+
+class CellTimeLimit(BaseException):
+    """The cell used up its CPU seconds (a BaseException: ``except Exception`` keeps running)."""
+
+
+class NotebookTimeLimit(BaseException):
+    """The cell used up what was left of the notebook's CPU seconds."""
+
+
+# Raised in the kernel; the executor reads them back by name from the cell's error output.
+_CELL_LIMIT, _NOTEBOOK_LIMIT = CellTimeLimit.__name__, NotebookTimeLimit.__name__
+
+
+def limit_cpu(counts: set[int], cell_budget: float, notebook_budget: float) -> None:
+    """Run in the kernel by the prelude: each cell whose execution count is in ``counts`` (the
+    notebook's own cells, not the checks) gets ``cell_budget`` CPU seconds, all of them
+    together ``notebook_budget``, as the sandbox's runner counts them (ITIMER_PROF: the
+    kernel's process, all its threads)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    end = time.process_time() + notebook_budget
+    notebook = [False]  # is the timer armed now the notebook's remainder, not the cell's?
+
+    def on_alarm(_sig: int, _frame: Any) -> None:
+        raise NotebookTimeLimit() if notebook[0] else CellTimeLimit()
+
+    def arm(*_: Any) -> None:
+        if shell.execution_count not in counts:
+            return
+        left = end - time.process_time()
+        notebook[0] = left < cell_budget
+        # Nothing left: stopped on its first tick, and reported as the notebook's limit.
+        signal.setitimer(signal.ITIMER_PROF, max(min(cell_budget, left), 1e-6))
+
+    def disarm(*_: Any) -> None:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+
+    signal.signal(signal.SIGPROF, on_alarm)
+    shell.events.register("pre_run_cell", arm)
+    shell.events.register("post_run_cell", disarm)
 
 # Binds nothing in the kernel's globals: the probes see exactly what the notebook defined.
 _ASK = ("__import__('grader.student.kernel', fromlist=['answer'])"
@@ -151,8 +200,12 @@ class KernelExecutor:
         numbers = {count: code_cell_number(cells, i) for count, i in enumerate(executed, start=2)}
         nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
         new_cell = nbformat.v4.new_code_cell
+        threads_n = max(1, self.limits.threads)
+        # Budgets are per thread, as in the worker: N threads may spend N CPU seconds a second.
+        cpu = ((self.limits.cell_seconds * threads_n, self.limits.notebook_seconds * threads_n)
+               if CPU_TIMER else None)
         prelude = new_cell(  # type: ignore[no-untyped-call]
-            _PRELUDE.format(numbers=numbers, threads=self.limits.threads))
+            _PRELUDE.format(numbers=numbers, threads=self.limits.threads, cpu=cpu))
         code = [new_cell(cells[i]) for i in run]  # type: ignore[no-untyped-call]
         ask = new_cell(_ASK.format(  # type: ignore[no-untyped-call]
             source=probes_source, requests=requests_to_wire(requests),
@@ -176,7 +229,10 @@ class KernelExecutor:
         outcomes: dict[int, CellOutcome] = {}
         answers: dict[str, ProbeAnswer] = {}
         trouble: list[str] = []
-        notebook_end = time.monotonic() + self.limits.notebook_seconds
+        # With the CPU timer, the wall clock is a backstop for what it cannot see (a sleep).
+        factor, grace = (WALL_FACTOR, GRACE_SECONDS) if CPU_TIMER else (1.0, 0.0)
+        notebook_end = time.monotonic() + factor * self.limits.notebook_seconds + grace
+        spent = False  # the notebook's CPU seconds are used up: later cells do not run
         try:
             with client.setup_kernel(env=env):
                 self._process = getattr(getattr(client.km, "provisioner", None), "process", None)
@@ -185,8 +241,9 @@ class KernelExecutor:
                 for position, (index, cell) in enumerate(zip(run, code), start=1):
                     if self._cancelled.is_set():
                         break
-                    budget = min(self.limits.cell_seconds, notebook_end - time.monotonic())
-                    if budget <= 0:
+                    budget = min(factor * self.limits.cell_seconds + grace,
+                                 notebook_end - time.monotonic())
+                    if budget <= 0 or spent:
                         outcomes[index] = CellOutcome(index, "timeout", error={
                             "ename": "TimeoutError", "evalue": "the notebook's time limit was "
                             "reached before this cell", "traceback": ""})
@@ -200,15 +257,19 @@ class KernelExecutor:
                             return (outcomes, {}, index,
                                     f"still running after the cell's {budget:g} s and it could "
                                     "not be interrupted; killed", trouble)
+                        why = (f"still running {budget:.0f} s after the cell started (limit "
+                               f"{self.limits.cell_seconds:g} s of CPU time)" if CPU_TIMER
+                               else "cell exceeded its time limit")
                         outcomes[index] = CellOutcome(
                             index, "timeout", time.perf_counter() - began,
-                            {"ename": "TimeoutError", "evalue": "cell exceeded its time limit",
-                             "traceback": ""}, _stdout(cell), _figures(cell))
+                            {"ename": "TimeoutError", "evalue": why, "traceback": ""},
+                            _stdout(cell), _figures(cell))
                         continue
                     except DeadKernelError:
                         return (outcomes, {}, index, "the process died while running this cell",
                                 trouble)
                     outcomes[index] = _outcome(index, cell, time.perf_counter() - began)
+                    spent = _error_name(cell) == _NOTEBOOK_LIMIT
                 if self._cancelled.is_set():
                     return outcomes, {}, None, "", trouble
                 client.timeout = math.ceil(self.limits.probe_seconds * max(1, len(requests))) + 60
@@ -254,11 +315,23 @@ def _figures(cell: Any) -> tuple[str, ...]:
                  and "image/png" in o.get("data", {}))[:8]
 
 
+def _error_name(cell: Any) -> str | None:
+    for out in cell.get("outputs", []):
+        if out.output_type == "error":
+            return str(out.ename)
+    return None
+
+
 def _outcome(index: int, cell: Any, seconds: float) -> CellOutcome:
     error = None
     for out in cell.get("outputs", []):
         if out.output_type == "error":
             error = {"ename": str(out.ename), "evalue": str(out.evalue), "traceback": ""}
+    if error is not None and error["ename"] in (_CELL_LIMIT, _NOTEBOOK_LIMIT):
+        # Worded as the worker words its CPU timer's stop, so both logs say the same.
+        return CellOutcome(index, "timeout", seconds, {
+            "ename": "TimeoutError", "evalue": "cell exceeded its CPU time limit",
+            "traceback": ""}, _stdout(cell), _figures(cell))
     return CellOutcome(index, "error" if error else "ok", seconds, error, _stdout(cell),
                        _figures(cell))
 
