@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -373,3 +374,34 @@ def test_bad_expected_raises() -> None:
         cmp(np.zeros(2), np.array([object(), object()], dtype=object))
     with pytest.raises(ValueError):
         compare(1.0, 1.0, rtol=-1.0, atol=0.0)
+
+
+
+def test_expected_values_are_the_same_computed_or_read_from_the_cache(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Computed, the reference's values kept the probe's key order; read back from the cache
+    they were sorted, and a failing check listed its outputs in another order (a Dask run,
+    whose expected values came from the cache, against a local one that computed them)."""
+    from grader import spec
+    from grader.execution import Execution, ProbeAnswer
+    from grader.grading import expected as expected_mod
+    from grader.grading.plan import GradingPlan
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(tmp_path / "cache"))
+    a = spec.find(ROOT, "rnn_and_grad")
+    plan = GradingPlan.build(a)
+    value = {"x_grad": np.array([1.0, 2.0]), "h_grads": {"b": np.array([3.0]), "a": (4.0, 5.0)}}
+
+    class Answering:  # the reference's run, as any executor reports it
+        def run(self, **_: Any) -> Execution:
+            return Execution((), {key: ProbeAnswer(True, value) for key in plan.requests}, {})
+
+    reference = ROOT / "reference" / a.notebook
+    fresh = expected_mod.compute(plan=plan, reference=reference, executor=Answering())  # type: ignore[arg-type]
+    cached = expected_mod.lookup(plan=plan, reference=reference)
+    assert cached is not None and set(fresh) == set(cached) == set(plan.requests)
+    for key in fresh:
+        assert list(fresh[key]) == list(cached[key]) == ["h_grads", "x_grad"]
+        assert list(fresh[key]["h_grads"]) == ["a", "b"]
+        assert repr(fresh[key]) == repr(cached[key])

@@ -123,12 +123,15 @@ def compute(*, plan: GradingPlan, reference: Path, executor: Executor,
             why = (answer.error or {}).get("evalue", "no answer") if answer else "no answer"
             raise SpecError(f"{reference}: the reference fails check {check.name!r} ({why})")
         values[check.request_key] = answer.value
+    encoded = encode(values)
     if use_cache:
         try:
-            atomic_write(cache, encode(values))
+            atomic_write(cache, encoded)
         except OSError:
             pass  # a read-only cache folder costs time, never a result
-    return values
+    # As a later run reads them back from the cache (sorted keys, JSON types): a report's
+    # wording must not depend on whether the expected values were cached.
+    return decode(encoded, source=cache)
 
 
 def same_within_tolerance(old: bytes, new: bytes, checks: Iterable[Check]) -> bool:
