@@ -269,7 +269,8 @@ class KernelExecutor:
                         return (outcomes, {}, index, "the process died while running this cell",
                                 trouble)
                     outcomes[index] = _outcome(index, cell, time.perf_counter() - began)
-                    spent = _error_name(cell) == _NOTEBOOK_LIMIT
+                    error = _error_output(cell)
+                    spent = error is not None and str(error.ename) == _NOTEBOOK_LIMIT
                 if self._cancelled.is_set():
                     return outcomes, {}, None, "", trouble
                 client.timeout = math.ceil(self.limits.probe_seconds * max(1, len(requests))) + 60
@@ -315,18 +316,16 @@ def _figures(cell: Any) -> tuple[str, ...]:
                  and "image/png" in o.get("data", {}))[:8]
 
 
-def _error_name(cell: Any) -> str | None:
-    for out in cell.get("outputs", []):
-        if out.output_type == "error":
-            return str(out.ename)
-    return None
+def _error_output(cell: Any) -> Any:
+    """The cell's last error output, or None."""
+    errors = [out for out in cell.get("outputs", []) if out.output_type == "error"]
+    return errors[-1] if errors else None
 
 
 def _outcome(index: int, cell: Any, seconds: float) -> CellOutcome:
-    error = None
-    for out in cell.get("outputs", []):
-        if out.output_type == "error":
-            error = {"ename": str(out.ename), "evalue": str(out.evalue), "traceback": ""}
+    out = _error_output(cell)
+    error = None if out is None else {"ename": str(out.ename), "evalue": str(out.evalue),
+                                      "traceback": ""}
     if error is not None and error["ename"] in (_CELL_LIMIT, _NOTEBOOK_LIMIT):
         # Worded as the worker words its CPU timer's stop, so both logs say the same.
         return CellOutcome(index, "timeout", seconds, {
