@@ -82,17 +82,25 @@ def uid_drop_unreachable() -> str:
     """As root: the folder that keeps the sandbox uid from this grader's venv or package ('' if
     none, or not root). A clone in root's home or in ``mktemp -d``: the uid drop is off there and
     root nests in its own namespaces under Landlock instead (docs/security.md)."""
-    import pwd
-
     from grader.sandbox import confine
 
     if os.geteuid() != 0:
         return ""
-    try:
-        uid = pwd.getpwnam(confine.SANDBOX_USER).pw_uid
-    except KeyError:
-        uid = confine.NOBODY
+    uid = sandbox_uid()
     return confine.unreachable_grader(uid, uid)[1]
+
+
+def sandbox_uid() -> int:
+    """The uid the first worker slot runs student code as (nobody until the grader made its
+    own user)."""
+    import pwd
+
+    from grader.sandbox import confine
+
+    try:
+        return pwd.getpwnam(confine.SANDBOX_USER).pw_uid
+    except KeyError:
+        return confine.NOBODY
 
 
 # The protections a log may show off on this machine for that reason alone.

@@ -14,16 +14,19 @@ import json
 import os
 import pwd
 import shutil
+import subprocess
 import sys
 import sysconfig
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import nbformat
 import pytest
 
 import grader
-from tests.conftest import ROOT, grader_cli, uid_drop_unreachable
+from tests.conftest import ROOT, grader_cli, sandbox_uid, uid_drop_unreachable
 
 pytestmark = pytest.mark.hostile
 TOY = ROOT / "tests" / "toy"
@@ -58,16 +61,75 @@ EXPECTED_ATTEMPTS = ["read checks PermissionError", "list checks PermissionError
                      "write venv PermissionError"]
 
 
-def _sandbox_uid() -> int:
+@dataclass(frozen=True)
+class Install:
+    """A grader installation the tests run as a user would: its interpreter, the package file
+    its sandbox imports and its site-packages."""
+
+    python: Path
+    package: Path
+    purelib: Path
+
+    def python_c(self, code: str, *args: str, env: dict[str, str] | None = None,
+                 timeout: float = 120) -> Any:
+        """``python -c code args`` in this install; -P: never the checkout beside the cwd."""
+        return subprocess.run([str(self.python), "-P", "-c", code, *args], cwd=ROOT,
+                              capture_output=True, text=True, env={**os.environ, **(env or {})},
+                              timeout=timeout)
+
+    def cli(self, *args: str, env: dict[str, str], timeout: float) -> Any:
+        return self.python_c("from grader.cli import main; main()", *args, env=env,
+                             timeout=timeout)
+
+
+def _linked_copy(src: Path, dst: Path) -> None:
+    """``src`` as hard links under ``dst`` (a copy where /tmp is another file system): the
+    files stay root's, 0644, as installed; only the folders above them are new."""
+    same_device = src.stat().st_dev == dst.parent.stat().st_dev
+    shutil.copytree(src, dst, symlinks=True,
+                    copy_function=os.link if same_device else shutil.copy2)
+
+
+@pytest.fixture(scope="module")
+def install() -> Iterator[Install]:
+    """This grader where every user may reach it, as on Gradescope (``/autograder``) or a
+    course server. A clone in ``mktemp -d`` or root's home is behind a folder only root may
+    pass, where the grader (rightly) keeps root nested in namespaces instead of dropping the
+    uid: the tests then install this very checkout again in a folder open to all (its venv as
+    hard links, the package copied, an ordinary .pth in place of the editable finder)."""
+    here = Install(Path(sys.executable), Path(grader.__file__),
+                   Path(sysconfig.get_paths()["purelib"]))
+    if not uid_drop_unreachable():
+        yield here
+        return
+    base = Path(tempfile.mkdtemp(prefix="grader-reachable-"))
     try:
-        return pwd.getpwnam("grader-sandbox").pw_uid
-    except KeyError:
-        return 65534
+        base.chmod(0o755)
+        shutil.copytree(Path(grader.__file__).parent, base / "grader",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        _linked_copy(Path(sys.prefix), base / "venv")
+        purelib = base / "venv" / here.purelib.relative_to(sys.prefix)
+        for editable in purelib.glob("__editable__*grader*"):
+            editable.unlink()  # removes the link, never the installed file it shares
+        (purelib / "grader_reachable.pth").write_text(f"{base}\n")
+        copy = Install(base / "venv" / Path(sys.executable).relative_to(sys.prefix),
+                       base / "grader" / "__init__.py", purelib)
+        where = copy.python_c("import grader; print(grader.__file__)").stdout.strip()
+        assert where == str(copy.package), where
+        yield copy
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
-needs_reachable_grader = pytest.mark.skipif(
-    bool(uid_drop_unreachable()),
-    reason="the grader sits behind a folder only root may pass; the uid drop is off there")
+def test_a_reachable_install_is_reachable(install: Install) -> None:
+    """What the root tests below stand on: the sandbox uid can reach the install they run."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only root drops to another uid")
+    probe = install.python_c("from grader.sandbox import confine; import sys; "
+                             f"print(confine.unreachable_grader({sandbox_uid()}, "
+                             f"{sandbox_uid()}), sys.prefix)").stdout.split()
+    assert probe[:2] == ["('',", "'')"], probe
+    assert Path(probe[2]) == install.python.parent.parent
 
 
 def test_root_behind_a_closed_folder_keeps_namespaces_and_landlock_or_is_refused() -> None:
@@ -88,7 +150,8 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _setup(tmp_path: Path, cells: str | None = None) -> dict[str, Path]:
+def _setup(tmp_path: Path, cells: str | None = None,
+           purelib: Path | None = None) -> dict[str, Path]:
     """A private copy of the toy course (pytest's folders are root's alone), a class of the
     reference's own notebook ("honest") and, with ``cells``, one more that runs them."""
     course, subs = tmp_path / "course", tmp_path / "submissions"
@@ -102,7 +165,8 @@ def _setup(tmp_path: Path, cells: str | None = None) -> dict[str, Path]:
     if cells is not None:
         for key in ("checks", "reference", "cache", "grades"):
             cells = cells.replace(f"@@{key.upper()}@@", repr(str(paths[key])))
-        cells = cells.replace("@@PURELIB@@", repr(sysconfig.get_paths()["purelib"]))
+        cells = cells.replace("@@PURELIB@@", repr(str(purelib or sysconfig.get_paths()[
+            "purelib"])))
         nb = nbformat.read(paths["reference"], as_version=4)
         nb.cells.append(nbformat.v4.new_code_cell(cells))
         (subs / "hostile").mkdir()
@@ -110,11 +174,14 @@ def _setup(tmp_path: Path, cells: str | None = None) -> dict[str, Path]:
     return paths
 
 
-def _run(paths: dict[str, Path], *extra: str, disable: str) -> Any:
-    return grader_cli("run", str(paths["subs"]), "--course", str(paths["course"]),
-                      "--assignment", NAME, "--out", str(paths["grades"]), "-j", "1", *extra,
-                      env={DISABLE: disable, "GRADER_CACHE_DIR": str(paths["cache"])},
-                      timeout=120)
+def _run(paths: dict[str, Path], *extra: str, disable: str,
+         install: Install | None = None) -> Any:
+    args = ("run", str(paths["subs"]), "--course", str(paths["course"]), "--assignment", NAME,
+            "--out", str(paths["grades"]), "-j", "1", *extra)
+    env = {DISABLE: disable, "GRADER_CACHE_DIR": str(paths["cache"])}
+    if install is not None:
+        return install.cli(*args, env=env, timeout=120)
+    return grader_cli(*args, env=env, timeout=120)
 
 
 def _log(paths: dict[str, Path], student: str) -> dict[str, Any]:
@@ -125,22 +192,19 @@ def _log(paths: dict[str, Path], student: str) -> dict[str, Any]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the uid drop is what root does; "
                     "an unprivileged grader already runs student code as itself, under Landlock")
-@needs_reachable_grader
 def test_as_root_without_namespaces_or_landlock_the_uid_alone_keeps_secrets_and_code(
-        tmp_path: Path) -> None:
-    paths = _setup(tmp_path, ATTEMPTS)
-    package_file = Path(grader.__file__)
-    before = _digest(package_file)
-    purelib = Path(sysconfig.get_paths()["purelib"])
-    r = _run(paths, disable="namespaces,landlock")
+        tmp_path: Path, install: Install) -> None:
+    paths = _setup(tmp_path, ATTEMPTS, purelib=install.purelib)
+    before = _digest(install.package)
+    r = _run(paths, disable="namespaces,landlock", install=install)
     assert r.returncode == 0, r.stderr
-    assert _digest(package_file) == before
-    assert not (purelib / "pwned.pth").exists()
+    assert _digest(install.package) == before
+    assert not (install.purelib / "pwned.pth").exists()
     honest, hostile = _log(paths, "honest"), _log(paths, "hostile")
     assert honest["score"] == honest["max_score"] > 0
     assert hostile["score"] == honest["score"]  # it gained nothing, and lost nothing either
     stdout = hostile["cells"][-1]["stdout"].splitlines()
-    uid = _sandbox_uid()
+    uid = sandbox_uid()
     assert stdout == [*EXPECTED_ATTEMPTS, f"uid {uid} {uid} []"], stdout
     protections = hostile["sandbox"]["protections"]
     assert protections["unprivileged uid"].startswith(f"on (uid {uid} ")
@@ -153,14 +217,13 @@ def test_as_root_without_namespaces_or_landlock_the_uid_alone_keeps_secrets_and_
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only root has another uid to map")
-@needs_reachable_grader
 def test_as_root_with_namespaces_the_sandboxs_root_is_the_sandbox_uid_outside(
-        tmp_path: Path) -> None:
+        tmp_path: Path, install: Install) -> None:
     paths = _setup(tmp_path, 'print(open("/proc/self/uid_map").read().split())\n'
                              'print(open("/proc/self/gid_map").read().split())')
-    r = _run(paths, disable="")
+    r = _run(paths, disable="", install=install)
     assert r.returncode == 0, r.stderr
-    uid = _sandbox_uid()
+    uid = sandbox_uid()
     gid = pwd.getpwuid(uid).pw_gid
     hostile = _log(paths, "hostile")
     assert hostile["cells"][-1]["stdout"].splitlines() == [f"['0', '{uid}', '1']",
@@ -233,19 +296,39 @@ time.sleep(1.5)  # the other may still be looking for this process
 '''
 
 
+# Grades NEIGHBOUR (argv[1]) in the two staged folders (argv[2]) at once through one warm
+# worker with two slots, in the install under test; prints what each run saw, as JSON.
+TWO_SLOTS = '''
+import json, sys, threading
+from pathlib import Path
+from grader.execution import Limits
+from grader.sandbox import confine, local
+
+code, dirs = sys.argv[1], json.loads(sys.argv[2])
+results = {}
+with local.Worker(limits=Limits(cell_seconds=30, notebook_seconds=60), slots=2) as worker:
+    def grade(k):
+        results[k] = worker.run(workdir=Path(dirs[k]), cells=[code], probes_source="",
+                                requests={})
+
+    threads = [threading.Thread(target=grade, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+print(json.dumps([{"status": [c.status for c in e.cells], "stdout": e.cells[0].stdout,
+                   "uid": e.protections[confine.UID_KEY], "pid": e.protections["pid namespace"]}
+                  for e in results.values()]))
+'''
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only root has other uids to give")
-@needs_reachable_grader
-def test_as_root_without_namespaces_two_slots_run_as_two_uids_apart(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_as_root_without_namespaces_two_slots_run_as_two_uids_apart(install: Install) -> None:
     """With ``-j 2`` and no pid or mount namespace, the two submissions graded at once are
     two users: neither can signal the other's process or enter its staged folder."""
-    import threading
-
-    from grader.execution import Execution, Limits
     from grader.files import private_tmpdir
-    from grader.sandbox import confine, local
+    from grader.sandbox import confine
 
-    monkeypatch.setenv(DISABLE, "namespaces,landlock")
     ids = [confine.sandbox_identity(k) for k in range(2)]
     uids = [uid for uid, _, _ in ids]
     assert len(set(uids)) == 2 and 0 not in uids and confine.NOBODY not in uids, ids
@@ -256,27 +339,19 @@ def test_as_root_without_namespaces_two_slots_run_as_two_uids_apart(
             (d / "notebook.txt").write_text("a classmate's work\n")
         code = NEIGHBOUR.replace("@@UIDS@@", repr(uids)).replace(
             "@@DIRS@@", repr([str(d) for d in dirs]))
-        results: dict[int, Execution] = {}
-        with local.Worker(limits=Limits(cell_seconds=30, notebook_seconds=60),
-                          slots=2) as worker:
-            def grade(k: int) -> None:
-                results[k] = worker.run(workdir=dirs[k], cells=[code], probes_source="",
-                                        requests={})
-
-            threads = [threading.Thread(target=grade, args=(k,)) for k in range(2)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        seen = set()
-        for execution in results.values():
-            assert [c.status for c in execution.cells] == ["ok"], execution
-            assert execution.cells[0].stdout.splitlines() == [
+        r = install.python_c(TWO_SLOTS, code, json.dumps([str(d) for d in dirs]),
+                             env={DISABLE: "namespaces,landlock"})
+        assert r.returncode == 0, r.stderr
+        runs = json.loads(r.stdout.splitlines()[-1])
+        assert len(runs) == 2
+        for run in runs:
+            assert run["status"] == ["ok"], run
+            assert run["stdout"].splitlines() == [
                 "saw the other True", "signal PermissionError", "list PermissionError",
                 "read PermissionError"]
-            seen.add(execution.protections[confine.UID_KEY])
-            assert execution.protections["pid namespace"].startswith("off")
-        assert seen == {f"on (uid {uid} {confine.sandbox_user(k)})" for k, uid in enumerate(uids)}
+            assert run["pid"].startswith("off")
+        assert {run["uid"] for run in runs} == {
+            f"on (uid {uid} {confine.sandbox_user(k)})" for k, uid in enumerate(uids)}
     finally:
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
