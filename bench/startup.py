@@ -9,7 +9,10 @@ the same inputs, interleaved rep by rep so both see the same machine:
     $GRADER_CACHE_DIR (here: a folder of the bench's, warmed once); before cached them in
     --out/.cache, so its "fresh --out" gets a copy of that folder and nothing else;
 (c) N submissions (default 30: the examples/submissions variants but the hanging one, cycled,
-    each made unique by a markdown cell), expected values cached, a fresh --out.
+    each made unique by a markdown cell), expected values cached, a fresh --out;
+(d), (e) as (b) and (c), after only, with ``--keep-warm``: the worker comes from the listener
+    an earlier run left (sandbox.warm), so the run skips the worker's seconds of imports. The
+    listeners are ended when the bench ends.
 
 Each figure is the median of --reps runs (min and max beside it). With ``--nbgrader VENV`` the
 same N notebooks are graded by ``nbgrader autograde`` (nbgrader installed in VENV, with torch,
@@ -48,6 +51,7 @@ import nbformat  # noqa: E402
 NOTEBOOK = "rnn_and_grad.ipynb"
 ONE = "fails_1b_wrong_head"  # one submission: runs every cell and every check, no hang
 HANGS = {"hangs_in_1c"}  # its cell runs to the CPU limit: a timeout, not a start-up, measure
+WARM = ("--keep-warm", "120")  # (d), (e): the listener outlives each run by two minutes
 BEFORE_CACHE = ".cache"  # where the checkout before issue 17 kept expected values (in --out)
 
 
@@ -84,13 +88,15 @@ def cached_runs(cache: Path) -> set[str]:
 
 
 def grade_cached(tree: Tree, subs: Path, out: Path, cache: Path, *, timeout: float,
+                 extra: tuple[str, ...] = (),
                  seed_before_cache: Path | None = None) -> float:
     """As ``grade``, for a run that must find its expected values cached. A checkout edited
     while the bench runs changes the cache key (it covers the grader's code): such a run
     computed them instead, so it is run again, now cached."""
     for _ in range(3):
         known = cached_runs(cache)
-        wall = grade(tree, subs, out, cache, timeout=timeout, seed_before_cache=seed_before_cache)
+        wall = grade(tree, subs, out, cache, timeout=timeout, seed_before_cache=seed_before_cache,
+                     extra=extra)
         if tree.name == "before" or cached_runs(cache) == known:
             return wall
         print(f"  ({tree.name}: the expected values were not cached, the checkout changed "
@@ -100,7 +106,8 @@ def grade_cached(tree: Tree, subs: Path, out: Path, cache: Path, *, timeout: flo
 
 
 def grade(tree: Tree, subs: Path, out: Path, cache: Path, *, timeout: float,
-          seed_before_cache: Path | None = None, imports: list[str] | None = None) -> float:
+          seed_before_cache: Path | None = None, imports: list[str] | None = None,
+          extra: tuple[str, ...] = ()) -> float:
     """Wall seconds of ``grader run SUBS --out OUT`` in ``tree``; raises if it failed.
 
     With ``imports`` (a list), it runs under ``python -X importtime`` and the list receives the
@@ -110,7 +117,7 @@ def grade(tree: Tree, subs: Path, out: Path, cache: Path, *, timeout: float,
         shutil.copytree(seed_before_cache, out / BEFORE_CACHE)
     env = {k: v for k, v in os.environ.items() if k not in ("GRADER_ROOT", "PYTHONPATH")}
     env["GRADER_CACHE_DIR"] = str(cache)
-    command = [str(tree.grader), "run", str(subs), "--out", str(out), "-j", "2"]
+    command = [str(tree.grader), "run", str(subs), "--out", str(out), "-j", "2", *extra]
     if imports is not None:
         command = [str(tree.python), "-X", "importtime", *command]
     started = time.perf_counter()
@@ -281,7 +288,7 @@ def main() -> None:
                         help="the checkout before (its .venv/bin/python runs it)")
     parser.add_argument("--reps", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--n", type=int, default=30, help="submissions for (c)")
-    parser.add_argument("--parts", default="abc", help="which of a, b, c to run")
+    parser.add_argument("--parts", default="abcde", help="which of a, b, c, d, e to run")
     parser.add_argument("--nbgrader", type=Path, metavar="VENV",
                         help="a venv with nbgrader 0.9.6, torch, matplotlib, numpy: grade (c)'s "
                              "notebooks with nbgrader autograde too")
@@ -341,6 +348,15 @@ def main() -> None:
                                      seed_before_cache=seed))
                     if t is after and not ours:
                         ours.update(passed_checks(o))
+            if "d" in args.parts or "e" in args.parts:
+                # A listener left by the run before (the first rep's starts it, unmeasured).
+                grade_cached(after, one, out(), warm_cache, timeout=args.timeout, extra=WARM)
+            if "d" in args.parts and after in trees:
+                times.setdefault(("d", "after"), []).append(
+                    grade_cached(after, one, out(), warm_cache, timeout=args.timeout, extra=WARM))
+            if "e" in args.parts and after in trees:
+                times.setdefault(("e", "after"), []).append(
+                    grade_cached(after, many, out(), warm_cache, timeout=args.timeout, extra=WARM))
             print(f"  rep {rep + 1}/{args.reps} done (load average {os.getloadavg()[0]:.1f})",
                   flush=True)
             for o in base.glob("out*"):
@@ -365,13 +381,15 @@ def main() -> None:
 
         labels = {"a": "(a) 1 submission, expected values uncached",
                   "b": "(b) 1 submission, expected values cached",
-                  "c": f"(c) {args.n} submissions, expected values cached"}
+                  "c": f"(c) {args.n} submissions, expected values cached",
+                  "d": "(d) as (b), worker kept warm by an earlier run (--keep-warm)",
+                  "e": f"(e) as (c), worker kept warm by an earlier run (--keep-warm)"}
         print()
         print(f"`grader run SUBMISSIONS --out <fresh> -j 2`, wall time end to end, median of "
               f"{args.reps}; before = {args.before}, after = {ROOT}")
         print("(b), (c) before: its cache lives in --out/.cache, so each fresh --out got a copy "
               "of it; after: $GRADER_CACHE_DIR")
-        for part in "abc":
+        for part in "abcde":
             if part not in args.parts:
                 continue
             b, a = times.get((part, "before"), []), times.get((part, "after"), [])
@@ -380,19 +398,42 @@ def main() -> None:
             print(f"    after   {fmt(a)}")
             if b and a:
                 print(f"    before / after: {ratio(b, a)}")
+            if part in "de" and times.get(("b" if part == "d" else "c", "after")) and a:
+                cold = times[("b" if part == "d" else "c", "after")]
+                print(f"    after cold / after warm: {ratio(cold, a)}")
         if "c" in args.parts:
             if nbg:
                 print(f"(c) nbgrader 0.9.6 autograde, same {args.n} notebooks and checks: {fmt(nbg)}")
                 print(nbg_note)
-                for name in ("before", "after"):
-                    if times.get(("c", name)):
-                        print(f"    nbgrader / {name}: {ratio(nbg, times[('c', name)])}")
+                for part, name in (("c", "before"), ("c", "after"), ("e", "after")):
+                    if times.get((part, name)):
+                        print(f"    nbgrader / {name}{' warm' if part == 'e' else ''}: "
+                              f"{ratio(nbg, times[(part, name)])}")
             else:
                 print(f"(c) nbgrader: {nbg_note}")
         print(json.dumps({"seconds": {f"{p}_{n}": v for (p, n), v in times.items()},
                           "nbgrader": nbg}))
     finally:
+        stop_listeners(warm_cache)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def stop_listeners(cache: Path) -> None:
+    """End the warm listeners (d) and (e) started: only those whose socket is in ``cache``."""
+    import signal
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--listen" in argv and any(a.startswith(os.fsencode(cache)) for a in argv):
+            try:
+                os.kill(int(proc.name), signal.SIGTERM)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

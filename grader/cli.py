@@ -147,13 +147,14 @@ def main() -> None:
 @click.option("--overrides", "overrides_csv", type=click.Path(path_type=Path), help="overrides.csv (student,target,points,reason,who) applied on top of the automatic scores (default: OUT/overrides.csv if there); docs/gradebook.md.")
 @click.option("--submission-metadata", "metadata_dir", type=click.Path(path_type=Path), help="A folder of <student>/submission_metadata.json (Gradescope's, with created_at) saying when each was submitted; never read from a student's own folder.")
 @click.option("--extensions", "extensions_csv", type=click.Path(path_type=Path), help="Per-student extensions (student,until or student,days) to the assignment's deadline (default: OUT/extensions.csv if there).")
+@click.option("--keep-warm", "keep_warm", type=click.FloatRange(min=0), default=None, metavar="SECONDS", help="Keep this run's warm worker (its torch and warm-up imports done) for the next run, which then starts in milliseconds instead of seconds; it ends after SECONDS without a run (default $GRADER_KEEP_WARM, else 0: off). See docs/architecture.md.")
 @click.option("--allow-unprotected", is_flag=True, help="Grade even where this machine's sandbox cannot confine student code (as root without an unprivileged uid to drop to; neither Landlock nor another uid guarding the grader's files). Refused otherwise (exit 5); each protection off is logged under sandbox.off. See docs/security.md.")
 def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: int,
         threads: int | None, force: bool, data_dir: Path | None, root: Path | None,
         checks_dir: Path | None, scheduler: str | None, allow_unconfined: bool,
         only: tuple[str, ...] = (), overrides_csv: Path | None = None,
         extensions_csv: Path | None = None, metadata_dir: Path | None = None,
-        allow_unprotected: bool = False) -> None:
+        allow_unprotected: bool = False, keep_warm: float | None = None) -> None:
     """Grade every SUBMISSIONS/<student>/<notebook>.ipynb.
 
     Writes <out>/<student>/submission_log.json and <out>/summary.csv.
@@ -163,9 +164,12 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
     Example: grader run submissions/ --scheduler tcp://head-node:8786
 
     Example: grader run submissions/ --allow-unprotected  (a machine that cannot confine student code: say so in each log, and grade)
+
+    Example: grader run submissions/ --keep-warm 600  (the next run within 10 minutes skips the worker's seconds of imports)
     """
     from grader.grading.pipeline import Graded
     from grader.grading.run import GradingSession
+    from grader.sandbox import warm
 
     started = time.perf_counter()
     dirs = student_dirs(submissions)
@@ -192,7 +196,8 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                 root=project, assignment=a, out_dir=out_dir, force=force, data_dir=data_dir,
                 console=console, checks_dir=checks_dir, jobs=jobs, scheduler=scheduler,
                 allow_unconfined=allow_unconfined, gradebook=book,
-                threads=threads or 1, allow_unprotected=allow_unprotected) as session:
+                threads=threads or 1, allow_unprotected=allow_unprotected,
+                keep_warm=warm.keep_warm_seconds(keep_warm)) as session:
             previous = {d.name: logfile.read_in(out_dir, d.name) for d in dirs}
             with Progress(TextColumn("[bold]grading[/]"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
@@ -213,6 +218,8 @@ def run(submissions: Path, assignment: str | None, out_dir: Path | None, jobs: i
                    err=True)
         sys.exit(interrupts.exit_status(exc))
     feedback.write_pages(out_dir, [r.log for r in results], titles={q.id: q.title for q in a.questions})
+    if session.warm_note:
+        click.echo(session.warm_note, err=True)
     if session.stale:
         click.echo(f"set aside {len(session.stale)} log(s) of students no longer in "
                    f"{submissions}/ ({', '.join(session.stale)}): "

@@ -40,7 +40,8 @@ class GradingSession:
                  console: Console | None = None, checks_dir: Path | None = None,
                  jobs: int = 1, scheduler: str | None = None,
                  allow_unconfined: bool = False, threads: int = 1, write: bool = True,
-                 gradebook: Gradebook | None = None, allow_unprotected: bool = False) -> None:
+                 gradebook: Gradebook | None = None, allow_unprotected: bool = False,
+                 keep_warm: float = 0) -> None:
         """``checks_dir`` (a bundle from ``grader bundle``) replaces ``root/reference``.
 
         With ``scheduler`` (a Dask address) submissions run on that cluster; the reference, the
@@ -48,6 +49,8 @@ class GradingSession:
         whose sandbox has a protection off. ``write=False`` leaves ``out_dir`` untouched.
         ``allow_unprotected`` grades even where this machine's sandbox would leave student code
         unconfined (``sandbox.confine.unconfined_reason``); otherwise that is a ``SandboxError``.
+        ``keep_warm`` (seconds): take this machine's worker from one kept between runs, and
+        keep it that long after the last (``sandbox.warm``); ``warm_note`` says what happened.
         """
         self.root = root
         self.assignment = assignment
@@ -60,6 +63,8 @@ class GradingSession:
         self.scheduler = scheduler
         self.allow_unconfined = allow_unconfined
         self.allow_unprotected = allow_unprotected
+        self.keep_warm = keep_warm
+        self.warm_note = ""  # what became of keep_warm, once the run is over
         self.write = write
         self.threads = threads
         self.limits = limits_for(assignment, threads=threads)
@@ -116,6 +121,7 @@ class GradingSession:
                                   wait=wait, font_cache=cache / "matplotlib",
                                   secret_paths=self._secret_paths(cache),
                                   allow_unprotected=self.allow_unprotected,
+                                  keep_warm=0 if self._cluster else self.keep_warm,
                                   **warm_up_for([self.assignment]))
         return self._worker
 
@@ -158,6 +164,7 @@ class GradingSession:
         try:
             if self._worker is not None:
                 self._worker.close()
+                self.warm_note = self._worker.warm_note
             if self._cluster is not None:
                 self._cluster.close()
         finally:

@@ -14,11 +14,13 @@ import math
 import os
 import queue
 import secrets
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -29,6 +31,7 @@ from grader import wire
 from grader.execution import (GRACE_SECONDS, WALL_FACTOR, CellOutcome, Execution, Limits,
                               ProbeAnswer, Requests)
 from grader.sandbox import confine as sandbox
+from grader.sandbox import warm
 from grader.errors import InputError, SandboxError, WorkerLost
 from grader.files import atomic_write, private_tmpdir, read_capped, sweep_stale_tmpdirs
 from grader.submission import code_cell_number
@@ -94,7 +97,8 @@ class Worker:
     def __init__(self, *, limits: Limits, slots: int = 1, confine: bool = True,
                  preload: Sequence[str] = (), warmup: Sequence[Path] = (),
                  wait: bool = True, font_cache: Path | None = None,
-                 secret_paths: Sequence[Path] = (), allow_unprotected: bool = False) -> None:
+                 secret_paths: Sequence[Path] = (), allow_unprotected: bool = False,
+                 keep_warm: float = 0) -> None:
         """``confine=False`` runs without any protection: only for measuring what it costs.
 
         ``preload`` (modules) and ``warmup`` (scripts) are the assignments' own warm-up
@@ -112,6 +116,11 @@ class Worker:
         read, checked in each sandbox and reported. A sandbox that would leave student code
         unconfined (``confine.unconfined_reason``) raises ``SandboxError`` before any of its code
         runs, unless ``allow_unprotected``.
+
+        ``keep_warm`` (seconds) takes the process from a listener kept between runs
+        (``sandbox.warm``), started now if none serves this fingerprint, which then ends after
+        that long without a run; ``warm_note`` says which. Where no private folder can hold
+        its socket, the worker starts as usual and ``warm_note`` says why.
         """
         for script in warmup:
             if not script.is_file():
@@ -155,6 +164,17 @@ class Worker:
         self._home = str(private_tmpdir("worker"))
         self._setup = json.dumps({"preload": list(preload),
                                   "warmup": [str(script.resolve()) for script in warmup]})
+        self._keep_warm = keep_warm
+        self._listener: subprocess.Popen[bytes] | None = None  # one this run started
+        self._warm_path: Path | None = None
+        self._greeting: bytes | None = None  # a warm fork's "ready", read when it connected
+        self.warm_note = ""
+        if keep_warm > 0:
+            found = warm.socket_path(warm.fingerprint(json.loads(self._setup)))
+            if isinstance(found, Path):
+                self._warm_path = found
+            else:
+                self.warm_note = f"no warm worker kept: {found}"
         self._start_process()
         if wait:
             try:
@@ -163,11 +183,8 @@ class Worker:
                 self.close()
                 raise
 
-    def _start_process(self) -> None:
-        self._start_error: str | None = None  # None: not yet known; "": serving
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _environment(self) -> dict[str, str]:
         env = sandbox.scrubbed_environment(self._home)
-        _copy_font_lists(self._font_cache, Path(env["MPLCONFIGDIR"]))
         env.pop("HOME")
         env["HOME"] = self._home
         # Transparent huge pages for the worker's heap: each fork then copies one page-table
@@ -175,13 +192,46 @@ class Worker:
         # the worker with torch loaded: fork+exit 26 -> 13 ms. A no-op where THP is off. The
         # submission's own environment is replaced (worker._run_session), so it never sees this.
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
-        self._proc = subprocess.Popen(
+        return env
+
+    def _start_process(self) -> None:
+        self._start_error: str | None = None  # None: not yet known; "": serving
+        self._greeting = None
+        if self._warm_path is not None:
+            self._start_warm(self._warm_path)
+            return
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = self._environment()
+        _copy_font_lists(self._font_cache, Path(env["MPLCONFIGDIR"]))
+        self._proc: subprocess.Popen[bytes] | _Forked = subprocess.Popen(
             [sys.executable, "-m", "grader.sandbox.worker", str(child.fileno()), self._setup],
             pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self._home,
         )
         child.close()
         self._control = parent
+
+    def _start_warm(self, path: Path) -> None:
+        """A fork of the listener at ``path``, now if one serves; otherwise a new listener,
+        connected to once its imports are done (``_await_ready``), as a new worker would be."""
+        self._listener = None
+        got = warm.connect(path)
+        if got is None:
+            env = self._environment()
+            env["TMPDIR"] = tempfile.gettempdir()  # where the listener makes its own home
+            self._listener = warm.start(path, json.loads(self._setup), self._keep_warm, env)
+            self._proc = self._listener
+            self._control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # until adopted
+            self.warm_note = (f"started a warm worker (pid {self._listener.pid}) for later "
+                              f"runs; it ends after {self._keep_warm:g} s without one")
+            return
+        self._adopt(*got)
+        self.warm_note = f"used the warm worker kept by an earlier run ({path.name})"
+
+    def _adopt(self, control: socket.socket, pid: int) -> None:
+        self._control = control
+        self._proc = _Forked(pid)
+        self._greeting = b'{"ready": true}'
 
     def _lost(self, generation: int, why: str) -> _Lost:
         """What every slot's call is told once this process is lost: the first reason seen
@@ -217,6 +267,14 @@ class Worker:
             raise SandboxError(self._start_error)
 
     def _await_ready(self) -> str:
+        if self._warm_path is not None and self._greeting is None:
+            try:
+                self._adopt(*warm.await_listener(self._warm_path, self._listener))
+            except SandboxError as exc:
+                return str(exc)
+        if self._greeting is not None:
+            self._greeting = None
+            return ""
         self._control.settimeout(120)
         try:
             ready = self._control.recv(1 << 16)
@@ -254,7 +312,10 @@ class Worker:
         self.close()
 
     def close(self) -> None:
-        if self._start_error != "":
+        if self._warm_path is not None and self._proc is self._listener:
+            # A listener still importing (every log was reused): it is the later runs' now.
+            self._proc = _Forked(-1)
+        elif self._start_error != "":
             # Still importing (nobody needed it: every log was reused), or failed: nothing
             # of it is worth an orderly exit.
             self._proc.kill()
@@ -597,6 +658,33 @@ def _copy_font_lists(source: Path | None, dest: Path | None) -> None:
                 atomic_write(target, read_capped(path, 16 * 2**20, what="font list"))
     except (OSError, InputError):
         pass
+
+
+class _Forked:
+    """A worker forked by the warm listener (``sandbox.warm``): not this process's child, so
+    it is killed and awaited through a pidfd, never by its pid (which could be reused)."""
+
+    stderr = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._fd = _pidfd(pid) if pid > 0 else None  # -1: none to watch
+
+    def kill(self) -> None:
+        if self._fd is not None:
+            try:
+                signal.pidfd_send_signal(self._fd, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self._fd is not None:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if not ready:
+                raise subprocess.TimeoutExpired(f"warm worker {self.pid}", timeout or 0)
+            os.close(self._fd)
+            self._fd = None
+        return 0
 
 
 def _pidfd(pid: int) -> int | None:
