@@ -77,7 +77,7 @@ def figure_name(cell_number: int, k: int) -> str:
 
 # -- private temporary folders, and what a killed run left of them ---------------------------
 
-_TMP_NAME = re.compile(r"grader-(sub|worker|selftest|warmup|warm)-(\d+)-")
+_TMP_NAME = re.compile(r"grader-(sub|worker|selftest|warmup|warm|ref)-(\d+)-")
 
 
 def private_tmpdir(kind: str) -> Path:

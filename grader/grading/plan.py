@@ -12,13 +12,13 @@ import hashlib
 import json
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypedDict
 
 from grader import __version__, datasets, logfile
 from grader.execution import Limits, Requests
+from grader.files import private_tmpdir
 from grader.spec import Assignment
 from grader.submission import stage
 
@@ -93,8 +93,10 @@ class GradingPlan:
         return stage(source_dir, extra=self.stage_data)
 
     def stage_notebook(self, notebook: Path) -> Path:
-        """A private folder holding only ``notebook`` (the reference) and the data set."""
-        workdir = Path(tempfile.mkdtemp(prefix="grader-ref-"))
+        """A private folder holding only ``notebook`` (the reference) and the data set; named
+        after this process (``files.private_tmpdir``), so a run killed outright leaves none
+        that the next run does not sweep."""
+        workdir = private_tmpdir("ref")
         try:
             shutil.copyfile(notebook, workdir / notebook.name)
             if self.stage_data is not None:

@@ -728,7 +728,12 @@ def _fork_for(conn: socket.socket, server: socket.socket, forks: set[int], token
         try:
             server.close()
             conn.settimeout(10)
-            said = conn.recv(len(token))
+            said = b""
+            while len(said) < len(token):
+                part = conn.recv(len(token) - len(said))
+                if not part:
+                    break
+                said += part
             if not hmac.compare_digest(said, token):
                 os._exit(0)
             conn.settimeout(None)
