@@ -162,15 +162,14 @@ class Worker:
         self._lost_reasons: dict[int, tuple[int, str]] = {}
         self._font_cache = font_cache
         self._home = str(private_tmpdir("worker"))
-        self._setup = json.dumps({"preload": list(preload),
-                                  "warmup": [str(script.resolve()) for script in warmup]})
+        setup = {"preload": list(preload), "warmup": [str(script.resolve()) for script in warmup]}
+        self._setup = json.dumps(setup)
         self._keep_warm = keep_warm
         self._listener: subprocess.Popen[bytes] | None = None  # one this run started
         self._warm_path: Path | None = None
-        self._greeting: bytes | None = None  # a warm fork's "ready", read when it connected
         self.warm_note = ""
         if keep_warm > 0:
-            found = warm.socket_path(warm.fingerprint(json.loads(self._setup)))
+            found = warm.socket_path(warm.fingerprint(setup))
             if isinstance(found, Path):
                 self._warm_path = found
             else:
@@ -196,7 +195,6 @@ class Worker:
 
     def _start_process(self) -> None:
         self._start_error: str | None = None  # None: not yet known; "": serving
-        self._greeting = None
         if self._warm_path is not None:
             self._start_warm(self._warm_path)
             return
@@ -219,7 +217,7 @@ class Worker:
         if got is None:
             env = self._environment()
             env["TMPDIR"] = tempfile.gettempdir()  # where the listener makes its own home
-            self._listener = warm.start(path, json.loads(self._setup), self._keep_warm, env)
+            self._listener = warm.start(path, self._setup, self._keep_warm, env)
             self._proc = self._listener
             self._control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # until adopted
             self.warm_note = (f"started a warm worker (pid {self._listener.pid}) for later "
@@ -229,9 +227,9 @@ class Worker:
         self.warm_note = f"used the warm worker kept by an earlier run ({path.name})"
 
     def _adopt(self, control: socket.socket, pid: int) -> None:
+        """A fork of the listener serves: it said "ready" when it connected (warm.connect)."""
         self._control = control
         self._proc = _Forked(pid)
-        self._greeting = b'{"ready": true}'
 
     def _lost(self, generation: int, why: str) -> _Lost:
         """What every slot's call is told once this process is lost: the first reason seen
@@ -267,13 +265,12 @@ class Worker:
             raise SandboxError(self._start_error)
 
     def _await_ready(self) -> str:
-        if self._warm_path is not None and self._greeting is None:
-            try:
-                self._adopt(*warm.await_listener(self._warm_path, self._listener))
-            except SandboxError as exc:
-                return str(exc)
-        if self._greeting is not None:
-            self._greeting = None
+        if self._warm_path is not None:
+            if not isinstance(self._proc, _Forked):  # a listener of this run's, importing
+                try:
+                    self._adopt(*warm.await_listener(self._warm_path, self._listener))
+                except SandboxError as exc:
+                    return str(exc)
             return ""
         self._control.settimeout(120)
         try:

@@ -122,15 +122,14 @@ def connect(path: Path) -> tuple[socket.socket, int] | None:
     return sock, greeting["pid"]
 
 
-def start(path: Path, setup: dict[str, Any], idle: float, env: dict[str, str]
-          ) -> subprocess.Popen[bytes]:
+def start(path: Path, setup: str, idle: float, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a listener for ``path`` in a session of its own (a Ctrl-C of this run's terminal
     does not end it); what it prints goes to ``path.log``."""
     log = os.open(path.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "grader.sandbox.worker", "--listen", str(path), f"{idle:g}",
-             json.dumps(setup)], env=env, stdin=subprocess.DEVNULL,
+             setup], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=log, cwd=path.parent, start_new_session=True)
     finally:
         os.close(log)
